@@ -1,0 +1,60 @@
+"""The ``synesthesia`` command: thin wiring of the rooms' sub-commands.
+
+Every sub-command has ``--help``. A wrong argument or a missing file prints one line
+(``synesthesia: error: ...``) and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from synesthesia import __version__
+from synesthesia.commands import CommandError
+
+# One module per room under synesthesia.commands; each has register(subparsers).
+COMMAND_MODULES = ("oracle", "image", "clip", "brain")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every room's sub-commands registered."""
+    parser = argparse.ArgumentParser(
+        prog="synesthesia",
+        description="Multimodal learning, diffusion generation and multisensory integration.",
+    )
+    parser.add_argument("--version", action="version", version=f"synesthesia {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"synesthesia.commands.{name}")
+        except ModuleNotFoundError as exc:  # a room not built yet
+            if exc.name == f"synesthesia.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except (CommandError, ValueError, FileNotFoundError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"synesthesia: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synesthesia: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
