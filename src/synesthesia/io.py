@@ -1,0 +1,239 @@
+"""Small, dependency-light helpers for saving and loading: safetensors weights + JSON configs.
+
+Every writer here is atomic: it writes to a temporary sibling and renames it into place, so a
+crash never leaves a half-written file (or folder) and never destroys the previous one. Every
+reader gives one clear error naming the file that is missing, truncated or corrupted.
+
+- :func:`save_pretrained` / :func:`load_pretrained`: a folder holding ``model.safetensors``
+  (the weights) and ``config.json`` (the configuration as a JSON object).
+- :func:`atomic_write_bytes` / :func:`atomic_write_json`: one file, replaced atomically.
+- :func:`atomic_folder`: a context manager yielding a temporary folder that is renamed into
+  place (replacing the old folder) when the block finishes without an exception.
+- :func:`read_json` / :func:`read_safetensors`: readers with clear errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "atomic_folder",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "load_pretrained",
+    "read_json",
+    "read_safetensors",
+    "recover_folder",
+    "save_pretrained",
+    "tensors_to_bytes",
+]
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory entry to disk (best effort: not every platform allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary sibling file, fsync, rename).
+
+    The parent folder is created if needed. Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically; ValueError if it is not JSON-serialisable."""
+    try:
+        text = json.dumps(obj, indent=indent, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot write as JSON ({exc})") from exc
+    return atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def _stale_siblings(path: Path, kind: str) -> list[Path]:
+    return sorted(path.parent.glob(f".{path.name}.{kind}-*"))
+
+
+def recover_folder(path: str | os.PathLike) -> Path | None:
+    """Undo a folder swap that a crash interrupted; returns the folder if it exists afterwards.
+
+    :func:`atomic_folder` renames the old folder to a hidden ``.NAME.old-*`` sibling just
+    before renaming the new one into place. If a crash happened between the two renames,
+    ``path`` is missing and the old folder is renamed back here. Stale temporary folders
+    (``.NAME.tmp-*``) left by a killed process are removed.
+    """
+    path = Path(path)
+    if not path.exists():
+        olds = _stale_siblings(path, "old")
+        if olds:
+            os.replace(olds[-1], path)
+    elif path.exists():
+        for old in _stale_siblings(path, "old"):
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in _stale_siblings(path, "tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path if path.exists() else None
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces ``path`` as a whole.
+
+    Write every file of the new folder into the yielded folder. When the ``with`` block
+    finishes without an exception, its files are fsynced and the folder is renamed to
+    ``path`` (the previous folder, if any, is moved aside first and deleted afterwards).
+    On an exception the temporary folder is deleted and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        for file in tmp.rglob("*"):
+            if file.is_file():
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
+        for folder in [tmp, *[p for p in tmp.rglob("*") if p.is_dir()]]:
+            _fsync_dir(folder)
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old)  # an empty directory is replaced by a directory on POSIX
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def tensors_to_bytes(
+    tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> bytes:
+    """Serialise a name -> tensor mapping to safetensors bytes (shared storage is copied)."""
+    from safetensors.torch import save
+
+    seen: set[int] = set()
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            kind = type(tensor).__name__
+            raise ValueError(f"state_dict entry {name!r} is a {kind}, not a tensor")
+        t = tensor.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if t.numel() and ptr in seen:
+            t = t.clone()  # tied weights: safetensors refuses tensors that share storage
+        seen.add(t.untyped_storage().data_ptr())
+        out[name] = t
+    return save(out, metadata={"format": "pt", **(metadata or {})})
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Read a JSON file; FileNotFoundError / ValueError naming the file on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{path}: corrupted or truncated JSON ({exc}); restore or delete it"
+        raise ValueError(msg) from exc
+
+
+def read_safetensors(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; FileNotFoundError / ValueError naming the file on any problem."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    try:
+        tensors = load(path.read_bytes())  # reads fully: a truncated file fails here, not later
+    except SafetensorError as exc:
+        raise ValueError(
+            f"{path}: corrupted or truncated safetensors file ({exc}); restore or delete it"
+        ) from exc
+    return {k: v.to(device) for k, v in tensors.items()} if str(device) != "cpu" else tensors
+
+
+def save_pretrained(
+    folder: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], config: dict
+) -> Path:
+    """Save weights and config to ``folder``: ``model.safetensors`` + ``config.json``.
+
+    Each file is written atomically; other files in ``folder`` are left alone. ``config``
+    must be a JSON-serialisable dict (for a dataclass pass ``dataclasses.asdict(cfg)``).
+    """
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a dict (JSON object), got {type(config).__name__}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / WEIGHTS_NAME, tensors_to_bytes(state_dict))
+    atomic_write_json(folder / CONFIG_NAME, config)
+    return folder
+
+
+def load_pretrained(
+    folder: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load ``(state_dict, config)`` saved by :func:`save_pretrained` (or a trainer checkpoint).
+
+    Raises FileNotFoundError naming the missing folder or file, ValueError naming a
+    corrupted or truncated file.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        recover_folder(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder}: no such checkpoint folder (expected {WEIGHTS_NAME} and {CONFIG_NAME} in it)"
+        )
+    config = read_json(folder / CONFIG_NAME, what="config file")
+    if not isinstance(config, dict):
+        kind = type(config).__name__
+        raise ValueError(f"{folder / CONFIG_NAME}: expected a JSON object, got {kind}")
+    state_dict = read_safetensors(folder / WEIGHTS_NAME, device=device)
+    return state_dict, config
