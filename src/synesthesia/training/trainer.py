@@ -1,0 +1,672 @@
+"""The one trainer: any ``torch.nn.Module``, any loss function, any map-style dataset.
+
+It is built on HF accelerate, so the same code runs on a CPU, a GPU, and under
+``accelerate launch`` / ``torchrun`` with several processes (only the main process writes
+checkpoints, the CSV and the progress bar; each process reads its own share of every batch).
+
+A step: ``loss_fn(model, batch, generator)`` under bf16 autocast (when enabled), backward,
+gradient clipping, AdamW with warm-up + cosine learning rate, EMA update. Data order comes
+from a seeded permutation per epoch and the trainer's ``generator`` is checkpointed, so
+``fit(resume=True)`` continues with exactly the losses an uninterrupted run would have had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from synesthesia import __version__
+from synesthesia.io import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    atomic_folder,
+    atomic_write_json,
+    read_json,
+    read_safetensors,
+    recover_folder,
+    tensors_to_bytes,
+)
+from synesthesia.training.config import TrainerConfig, TrainResult
+from synesthesia.training.logs import MetricsCSV
+from synesthesia.training.schedule import ema_decay_at, lr_at
+from synesthesia.training.state import (
+    decode_bytes_tensor,
+    encode_bytes_tensor,
+    host_rng_state,
+    optimizer_state_from_files,
+    optimizer_state_to_files,
+    set_host_rng_state,
+)
+
+LossFn = Callable[[nn.Module, Any, torch.Generator], "torch.Tensor | tuple[torch.Tensor, dict]"]
+EvalFn = Callable[[nn.Module, int, Path], "dict[str, float] | None"]
+
+STATE_FORMAT = 1
+# Settings that may change between a run and its resumption without changing the trajectory.
+_FREE_TO_CHANGE = {"out_dir", "max_minutes", "progress", "log_every", "checkpoint_every"}
+
+
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """The loss (or the gradient norm) became NaN or infinite; nothing was saved for that step."""
+
+
+def resolve_mixed_precision(mode: str, device: torch.device | str) -> str:
+    """``"auto"`` -> ``"bf16"`` where bf16 autocast is fast on ``device``, else ``"no"``.
+
+    On CUDA: when the GPU supports bf16. On a CPU: when oneDNN reports native bf16 support
+    (AVX512-BF16 or AMX), where ``benchmarks/bench_training.py`` measured the speed-up.
+    """
+    if mode != "auto":
+        return mode
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    if device.type == "cpu":
+        try:
+            onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            avx512_bf16 = bool(torch.cpu._is_avx512_bf16_supported())
+            amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+            native = onednn and (avx512_bf16 or amx)
+        except (AttributeError, RuntimeError):
+            native = False
+        return "bf16" if native else "no"
+    return "no"
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A 63-bit seed derived from ``seed`` and ``keys`` (independent streams per purpose)."""
+    digest = hashlib.sha256(repr((int(seed), *keys)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order in which epoch ``epoch`` visits the ``n`` items: a seeded permutation."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
+    return torch.randperm(n, generator=generator)
+
+
+class _Interrupt:
+    """First Ctrl-C: ask the loop to stop after the current step; second: raise at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\ntraining: Ctrl-C received; finishing this step and saving a checkpoint "
+            "(press Ctrl-C again to stop at once)",
+            flush=True,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Train ``model`` by minimising ``loss_fn(model, batch, generator)`` over ``train_dataset``.
+
+    Args:
+        model: the module to train (its current weights are the starting point).
+        loss_fn: ``(model, batch, generator) -> loss`` or ``(loss, {name: number})``; must use
+            ``generator`` (a ``torch.Generator`` on the training device, checkpointed) for all
+            its randomness, e.g. ``torch.randn(shape, generator=generator,
+            device=generator.device)``. Under several processes ``model`` is the DDP wrapper:
+            call it (its ``forward``) so gradients are synchronised.
+        train_dataset: a map-style dataset (``__len__`` and ``__getitem__``).
+        config: a :class:`TrainerConfig`.
+        model_config: JSON-serialisable dict written as ``config.json`` in every checkpoint, so
+            that the model can be rebuilt from the checkpoint folder.
+        eval_fn: optional ``(ema_model, step, out_dir) -> {name: number}``, called on the main
+            process every ``config.eval_every`` steps and at the end (under ``torch.no_grad``;
+            the global RNG is restored afterwards so evaluation never changes training).
+        collate_fn: how a list of items becomes a batch (default: torch's default_collate).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        train_dataset: Any,
+        config: TrainerConfig,
+        model_config: dict | None = None,
+        eval_fn: EvalFn | None = None,
+        collate_fn: Callable[[list], Any] | None = None,
+    ) -> None:
+        from accelerate import Accelerator
+
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(config, TrainerConfig):
+            raise ValueError(f"config must be a TrainerConfig, got {type(config).__name__}")
+        if not callable(loss_fn):
+            raise ValueError("loss_fn must be callable: loss_fn(model, batch, generator)")
+        try:
+            n_items = len(train_dataset)
+        except TypeError as exc:
+            raise ValueError("train_dataset must have a length (a map-style dataset)") from exc
+        model_config = {} if model_config is None else model_config
+        if not isinstance(model_config, dict):
+            raise ValueError(f"model_config must be a dict, got {type(model_config).__name__}")
+        try:
+            json.dumps(model_config)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model_config must be JSON-serialisable ({exc})") from exc
+
+        self.config = config
+        self.loss_fn = loss_fn
+        self.train_dataset = train_dataset
+        self.model_config = model_config
+        self.eval_fn = eval_fn
+        self.collate_fn = collate_fn
+        # Mixed precision is applied by this trainer (torch.autocast around loss_fn), not by
+        # Accelerator(mixed_precision=...): accelerate's state is a process-wide singleton that
+        # cannot switch precision between two trainers in one process.
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        acc = self.accelerator
+        self.device = acc.device
+        self.mixed_precision = resolve_mixed_precision(config.mixed_precision, self.device)
+        if self.mixed_precision == "bf16" and self.device.type not in ("cpu", "cuda"):
+            self.mixed_precision = "no"
+
+        world = acc.num_processes
+        if config.batch_size % world:
+            raise ValueError(
+                f"batch_size={config.batch_size} must be divisible by the number of "
+                f"processes ({world})"
+            )
+        if n_items < config.batch_size:
+            raise ValueError(
+                f"train_dataset has {n_items} items, fewer than batch_size={config.batch_size}; "
+                "lower batch_size"
+            )
+        self.n_items = n_items
+        self.batches_per_epoch = n_items // config.batch_size  # the last partial batch is dropped
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("model has no trainable parameters")
+        optimizer = torch.optim.AdamW(
+            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        self._train_model, self.optimizer = acc.prepare(model, optimizer)
+        self.model: nn.Module = acc.unwrap_model(self._train_model)
+        if config.ema_decay is not None:
+            self.ema_model: nn.Module = copy.deepcopy(self.model).eval().requires_grad_(False)
+        else:
+            self.ema_model = self.model
+        self.generator = torch.Generator(device=self.device)
+
+        self.step = 0
+        self.epoch = 0
+        self.position = 0  # batches of the current epoch already consumed
+        self.ema_updates = 0
+        self.elapsed_before = 0.0  # training seconds of earlier fit calls (resumed runs)
+        self.last_checkpoint_step: int | None = None
+        self._fitted = False
+        self._fit_start = time.perf_counter()
+        self._interrupt: _Interrupt | None = None
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def out_dir(self) -> Path:
+        """The run folder."""
+        return Path(self.config.out_dir)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """``out_dir/checkpoint``: the latest complete checkpoint."""
+        return self.out_dir / "checkpoint"
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train until ``max_steps``, ``max_minutes`` or Ctrl-C; returns a :class:`TrainResult`.
+
+        ``resume=True`` first loads ``out_dir/checkpoint`` (weights, EMA, optimizer, data
+        position, RNG states) and continues exactly where it stopped. ``resume=False`` starts
+        at step 0 from the model's current weights (and overwrites the run's metrics.csv; the
+        old checkpoint is replaced at the first save).
+        """
+        cfg, acc = self.config, self.accelerator
+        if resume:
+            self._load_checkpoint()
+        elif self._fitted:
+            raise ValueError("this Trainer has already trained: call fit(resume=True) to go on")
+        else:
+            self._fresh_start()
+        self._fitted = True
+        if acc.is_main_process:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.metrics = MetricsCSV(
+                self.out_dir / "metrics.csv", resume_step=self.step if resume else None
+            )
+        self._train_model.train()
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            disable=not (cfg.progress and acc.is_main_process),
+            dynamic_ncols=True,
+        )
+        start = self._fit_start = time.perf_counter()
+        losses: list[float] = []
+        window: dict[str, float] = {}
+        window_steps, window_start = 0, start
+        stopped: str | None = None
+        snapshot: tuple | None = None
+        try:
+            with _Interrupt() as interrupt:
+                self._interrupt = interrupt
+                while self.step < cfg.max_steps and stopped is None:
+                    if self.position >= self.batches_per_epoch:
+                        self.epoch, self.position = self.epoch + 1, 0
+                    loader = self._loader(self.epoch, self.position)
+                    for batch in loader:
+                        snapshot = self._rng_snapshot()
+                        loss_value, extras, grad_norm, flags = self._train_step(batch)
+                        snapshot = None
+                        losses.append(loss_value)
+                        window["loss"] = window.get("loss", 0.0) + loss_value
+                        window["grad_norm"] = window.get("grad_norm", 0.0) + grad_norm
+                        for key, value in extras.items():
+                            window[key] = window.get(key, 0.0) + value
+                        window_steps += 1
+                        row: dict[str, object] = {}
+                        last = self.step >= cfg.max_steps
+                        if self.step % cfg.log_every == 0 or last:
+                            now = time.perf_counter()
+                            rate = window_steps * cfg.batch_size / max(now - window_start, 1e-9)
+                            row.update({k: v / window_steps for k, v in window.items()})
+                            row["lr"] = lr_at(self.step - 1, cfg)
+                            row["items_per_s"] = rate
+                            bar.set_postfix(
+                                loss=f"{row['loss']:.4g}",
+                                lr=f"{row['lr']:.2e}",
+                                items_s=f"{rate:.0f}",
+                            )
+                            window, window_steps, window_start = {}, 0, now
+                        bar.update(1)
+                        time_up = flags[0] > 0
+                        interrupted = flags[1] > 0 or interrupt.requested
+                        ending = last or time_up or interrupted
+                        if cfg.eval_every and (
+                            self.step % cfg.eval_every == 0 or (ending and not interrupted)
+                        ):
+                            row.update(self._evaluate())
+                        if row:
+                            self._log_row(row, start)
+                        if self.step % cfg.checkpoint_every == 0 or ending:
+                            self.save_checkpoint()
+                        if interrupted:
+                            stopped = "interrupted"
+                        elif time_up and not last:
+                            stopped = "max_minutes"
+                        if stopped is not None or last:
+                            break
+                    else:
+                        self.epoch, self.position = self.epoch + 1, 0
+        except KeyboardInterrupt:
+            # Back to the state after the last completed step, then save it.
+            if snapshot is not None:
+                self._rng_restore(snapshot)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.save_checkpoint(collective=False)
+            stopped = "interrupted"
+        finally:
+            bar.close()
+        wall = time.perf_counter() - start
+        self.elapsed_before += wall
+        stopped = stopped or "max_steps"
+        if acc.is_main_process and cfg.progress:
+            print(
+                f"training: stopped at step {self.step} ({stopped}); checkpoint in "
+                f"{self.checkpoint_dir}"
+            )
+        return TrainResult(
+            step=self.step,
+            stopped=stopped,
+            losses=losses,
+            wall_s=wall,
+            checkpoint=self.checkpoint_dir if self.last_checkpoint_step is not None else None,
+            epoch=self.epoch,
+            items_per_s=len(losses) * cfg.batch_size / max(wall, 1e-9),
+            metrics_csv=self.out_dir / "metrics.csv",
+        )
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.mixed_precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _train_step(self, batch: Any) -> tuple[float, dict[str, float], float, tuple[float, float]]:
+        from accelerate.utils import send_to_device
+
+        cfg, acc = self.config, self.accelerator
+        batch = send_to_device(batch, self.device, non_blocking=True)
+        lr = lr_at(self.step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self._autocast():
+            out = self.loss_fn(self._train_model, batch, self.generator)
+        loss, extras = out if isinstance(out, tuple) else (out, {})
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError("loss_fn must return a scalar tensor (or (scalar tensor, dict))")
+        loss = loss.reshape(()).float()
+        acc.backward(loss)
+        max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+        grad_norm = acc.clip_grad_norm_(self._train_model.parameters(), max_norm)
+        grad_norm = torch.as_tensor(grad_norm, dtype=torch.float32, device=self.device)
+        time_up = (
+            cfg.max_minutes is not None
+            and time.perf_counter() - self._fit_start >= cfg.max_minutes * 60.0
+        )
+        # One collective per step: mean loss, grad norm, and the stop flags of every process.
+        numbers = torch.stack(
+            [
+                loss.detach() / acc.num_processes,
+                grad_norm.reshape(()),
+                torch.tensor(float(time_up), device=self.device),
+                torch.tensor(float(self._requested()), device=self.device),
+            ]
+        )
+        if acc.num_processes > 1:
+            numbers = acc.reduce(numbers, reduction="sum")
+        loss_value, norm_value, time_flag, int_flag = numbers.tolist()
+        if not math.isfinite(loss_value) or not math.isfinite(norm_value):
+            what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+            value = loss_value if what == "loss" else norm_value
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.last_checkpoint_step is None:
+                kept = "no checkpoint was written before it"
+            else:
+                kept = (
+                    f"the last good checkpoint ({self.checkpoint_dir}, step "
+                    f"{self.last_checkpoint_step}) is intact"
+                )
+            raise NonFiniteLossError(
+                f"non-finite {what} ({value}) at step {self.step + 1} (epoch {self.epoch}, "
+                f"batch {self.position} of the epoch); nothing was saved for this step and {kept}. "
+                "Lower lr, set grad_clip, or use mixed_precision='no'."
+            )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema_model is not self.model:
+            self._update_ema()
+        self.step += 1
+        self.position += 1
+        numbers_extra = {
+            k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
+            for k, v in extras.items()
+        }
+        return loss_value, numbers_extra, norm_value, (time_flag, int_flag)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = ema_decay_at(self.ema_updates, self.config)
+        ema_params = list(self.ema_model.parameters())
+        params = list(self.model.parameters())
+        for e, p in zip(ema_params, params, strict=True):
+            # exponential moving average: e <- decay * e + (1 - decay) * p
+            e.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        for e, b in zip(self.ema_model.buffers(), self.model.buffers(), strict=True):
+            e.copy_(b)
+        self.ema_updates += 1
+
+    # ------------------------------------------------------------------ data
+    def _loader(self, epoch: int, position: int) -> Any:
+        """A DataLoader over this process's share of epoch ``epoch``, from batch ``position``."""
+        from torch.utils.data import DataLoader
+
+        cfg, acc = self.config, self.accelerator
+        order = epoch_permutation(self.n_items, cfg.seed, epoch)
+        per_process = cfg.batch_size // acc.num_processes
+        lo = acc.process_index * per_process
+        batches = [
+            order[b * cfg.batch_size + lo : b * cfg.batch_size + lo + per_process].tolist()
+            for b in range(position, self.batches_per_epoch)
+        ]
+        # A DataLoader without its own generator draws its base seed from the global RNG,
+        # which would make a resumed run differ from an uninterrupted one.
+        base = torch.Generator().manual_seed(derive_seed(cfg.seed, "loader", epoch, position))
+        return DataLoader(
+            self.train_dataset,
+            batch_sampler=batches,
+            collate_fn=self.collate_fn,
+            pin_memory=self.device.type == "cuda",
+            generator=base,
+        )
+
+    def _requested(self) -> bool:
+        return self._interrupt is not None and self._interrupt.requested
+
+    # ------------------------------------------------------------------ randomness
+    def _rng_snapshot(self) -> tuple:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        return self.generator.get_state(), torch.get_rng_state(), cuda
+
+    def _rng_restore(self, snapshot: tuple) -> None:
+        gen, cpu, cuda = snapshot
+        self.generator.set_state(gen)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+    def _fresh_start(self) -> None:
+        from accelerate.utils import set_seed
+
+        cfg, acc = self.config, self.accelerator
+        set_seed(cfg.seed, device_specific=True)
+        self.generator.manual_seed(derive_seed(cfg.seed, "loss", acc.process_index))
+        self.step = self.epoch = self.position = self.ema_updates = 0
+        self.elapsed_before = 0.0
+        self.last_checkpoint_step = None
+
+    def _rng_states(self, collective: bool) -> dict[str, Any]:
+        """RNG states of every process (gathered when ``collective``), JSON-able."""
+        acc = self.accelerator
+        local = [self.generator.get_state(), torch.get_rng_state()]
+        if torch.cuda.is_available():
+            local.append(torch.cuda.get_rng_state(self.device))
+        if collective and acc.num_processes > 1:
+            per_process: list[list[torch.Tensor]] = [[] for _ in range(acc.num_processes)]
+            for state in local:
+                gathered = acc.gather(state.to(self.device).unsqueeze(0)).cpu()
+                for rank in range(acc.num_processes):
+                    per_process[rank].append(gathered[rank])
+        else:
+            per_process = [local]
+        names = ["loss_generator", "torch", "cuda"]
+        processes = [
+            {names[i]: encode_bytes_tensor(s) for i, s in enumerate(states)}
+            for states in per_process
+        ]
+        return {"processes": processes, "host": host_rng_state()}
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, collective: bool = True) -> Path:
+        """Write ``out_dir/checkpoint`` atomically (main process); returns its path."""
+        acc = self.accelerator
+        rng = self._rng_states(collective)
+        if acc.is_main_process:
+            cfg = self.config
+            opt_tensors, opt_meta = optimizer_state_to_files(self.optimizer.state_dict())
+            state = {
+                "format": STATE_FORMAT,
+                "step": self.step,
+                "epoch": self.epoch,
+                "position_in_epoch": self.position,
+                "batches_per_epoch": self.batches_per_epoch,
+                "dataset_len": self.n_items,
+                "num_processes": acc.num_processes,
+                "ema_updates": self.ema_updates,
+                "elapsed_s": self.elapsed_before + (time.perf_counter() - self._fit_start),
+                "lr_schedule": {
+                    "kind": cfg.lr_schedule,
+                    "next_step": self.step,
+                    "last_lr": lr_at(max(self.step - 1, 0), cfg),
+                },
+                "mixed_precision": self.mixed_precision,
+                "rng": rng,
+                "config": dataclasses.asdict(cfg),
+                "versions": {"synesthesia": __version__, "torch": torch.__version__},
+            }
+            with atomic_folder(self.checkpoint_dir) as tmp:
+                (tmp / "train").mkdir()
+                (tmp / WEIGHTS_NAME).write_bytes(tensors_to_bytes(self.ema_model.state_dict()))
+                (tmp / CONFIG_NAME).write_text(json.dumps(self.model_config, indent=2) + "\n")
+                train = tmp / "train"
+                (train / "model.safetensors").write_bytes(tensors_to_bytes(self.model.state_dict()))
+                (train / "optimizer.safetensors").write_bytes(tensors_to_bytes(opt_tensors))
+                atomic_write_json(train / "optimizer.json", opt_meta)
+                atomic_write_json(train / "trainer_state.json", state)
+        if collective:
+            acc.wait_for_everyone()
+        self.last_checkpoint_step = self.step
+        return self.checkpoint_dir
+
+    def _load_checkpoint(self) -> None:
+        """Load everything first (validating each file), then apply it."""
+        folder = self.checkpoint_dir
+        recover_folder(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{folder}: no checkpoint to resume from; train without resume first"
+            )
+        train = folder / "train"
+        state = read_json(train / "trainer_state.json", what="trainer state")
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{train / 'trainer_state.json'}: not a trainer state (format 1)")
+        raw = read_safetensors(train / "model.safetensors")
+        ema = read_safetensors(folder / WEIGHTS_NAME) if self.ema_model is not self.model else None
+        opt_tensors = read_safetensors(train / "optimizer.safetensors")
+        opt_meta = read_json(train / "optimizer.json", what="optimizer state")
+        try:
+            opt_state = optimizer_state_from_files(opt_tensors, opt_meta)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{train / 'optimizer.json'}: malformed optimizer state ({exc})"
+            ) from exc
+
+        cfg, acc = self.config, self.accelerator
+        saved = state.get("config", {})
+        changed = sorted(
+            k
+            for k, v in dataclasses.asdict(cfg).items()
+            if k not in _FREE_TO_CHANGE and k in saved and _norm(saved[k]) != _norm(v)
+        )
+        if changed:
+            detail = ", ".join(f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}" for k in changed)
+            warnings.warn(
+                f"resuming with a different configuration ({detail}); the run will not match "
+                "an uninterrupted one",
+                stacklevel=3,
+            )
+        if state.get("dataset_len") != self.n_items:
+            warnings.warn(
+                f"the dataset had {state.get('dataset_len')} items, now {self.n_items}: "
+                "the data order differs from the original run",
+                stacklevel=3,
+            )
+        for name, module, weights, path in (
+            ("raw", self.model, raw, train / "model.safetensors"),
+            ("EMA", self.ema_model if ema is not None else None, ema, folder / WEIGHTS_NAME),
+        ):
+            if module is None:
+                continue
+            try:
+                module.load_state_dict(weights, strict=True)
+            except RuntimeError as exc:
+                first = str(exc).splitlines()[0]
+                raise ValueError(
+                    f"{path}: the {name} weights do not fit this model ({first}); "
+                    "build the model with the checkpoint's config.json"
+                ) from exc
+        try:
+            self.optimizer.load_state_dict(opt_state)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise ValueError(
+                f"{train / 'optimizer.json'}: does not fit this model ({exc})"
+            ) from exc
+
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position_in_epoch"])
+        self.ema_updates = int(state.get("ema_updates", self.step))
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        self.last_checkpoint_step = self.step
+        rng = state["rng"]
+        processes = rng["processes"]
+        if acc.process_index < len(processes):
+            mine = processes[acc.process_index]
+            self.generator.set_state(decode_bytes_tensor(mine["loss_generator"]))
+            torch.set_rng_state(decode_bytes_tensor(mine["torch"]))
+            if "cuda" in mine and torch.cuda.is_available():
+                torch.cuda.set_rng_state(decode_bytes_tensor(mine["cuda"]), self.device)
+        else:  # saved by fewer processes (or by an interrupt): a fresh, derived stream
+            self.generator.manual_seed(
+                derive_seed(cfg.seed, "loss", acc.process_index, "resume", self.step)
+            )
+            torch.manual_seed(derive_seed(cfg.seed, "torch", acc.process_index, self.step))
+        if acc.is_main_process:
+            set_host_rng_state(rng["host"])
+
+    # ------------------------------------------------------------------ eval and logs
+    def _evaluate(self) -> dict[str, float]:
+        acc = self.accelerator
+        numbers: dict[str, float] = {}
+        if acc.is_main_process and self.eval_fn is not None:
+            devices = [self.device] if self.device.type == "cuda" else []
+            was_training = self.ema_model.training
+            self.ema_model.eval()
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
+                result = self.eval_fn(self.ema_model, self.step, self.out_dir) or {}
+            self.ema_model.train(was_training)
+            numbers = {f"eval_{k}": float(v) for k, v in result.items()}
+        acc.wait_for_everyone()
+        return numbers
+
+    def _log_row(self, row: dict[str, object], start: float) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        full: dict[str, object] = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "elapsed_s": self.elapsed_before + (time.perf_counter() - start),
+        }
+        full.update(row)
+        self.metrics.write(full)
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
