@@ -1,0 +1,70 @@
+"""Diffusion mathematics, model-agnostic (depends on torch only).
+
+- :class:`NoiseSchedule`: linear / cosine / sigmoid schedules in float64, zero terminal SNR,
+  the forward process and its posterior, timestep spacings.
+- :func:`diffusion_loss`, :func:`convert_prediction`: eps / x0 / v objectives, Min-SNR weights.
+- :func:`sample`: one entry to the samplers ``ddpm``, ``ddim``, ``dpmpp_2m``, ``euler``, ``heun``.
+- :func:`cfg_denoiser`: classifier-free guidance around any denoiser.
+- :class:`GaussianMixtureOracle`: exact denoisers, the references used by tests and benchmarks.
+"""
+
+from synesthesia.diffusion.guidance import cfg_denoiser
+from synesthesia.diffusion.objectives import (
+    PREDICTIONS,
+    convert_prediction,
+    diffusion_loss,
+    loss_weight,
+    make_noise,
+    to_x0_eps,
+)
+from synesthesia.diffusion.oracles import GaussianMixtureOracle, gaussian_oracle
+from synesthesia.diffusion.samplers import (
+    METHODS,
+    SAMPLERS,
+    PredictionModel,
+    ddim_invert,
+    ddim_step,
+    dynamic_threshold,
+    sample,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpmpp_2m,
+    sample_euler,
+    sample_heun,
+)
+from synesthesia.diffusion.schedules import (
+    SCHEDULES,
+    SPACINGS,
+    NoiseSchedule,
+    SamplingGrid,
+    rescale_zero_terminal_snr,
+)
+
+__all__ = [
+    "METHODS",
+    "PREDICTIONS",
+    "SAMPLERS",
+    "SCHEDULES",
+    "SPACINGS",
+    "GaussianMixtureOracle",
+    "NoiseSchedule",
+    "PredictionModel",
+    "SamplingGrid",
+    "cfg_denoiser",
+    "convert_prediction",
+    "ddim_invert",
+    "ddim_step",
+    "diffusion_loss",
+    "dynamic_threshold",
+    "gaussian_oracle",
+    "loss_weight",
+    "make_noise",
+    "rescale_zero_terminal_snr",
+    "sample",
+    "sample_ddim",
+    "sample_ddpm",
+    "sample_dpmpp_2m",
+    "sample_euler",
+    "sample_heun",
+    "to_x0_eps",
+]
