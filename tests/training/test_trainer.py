@@ -359,8 +359,8 @@ def test_bf16_autocast_is_used_and_trains(tmp_path, data):
     result = Trainer(make_model(dropout=0.0), loss_fn, data, cfg, {}).fit()
     assert set(dtypes) == {torch.bfloat16}
     assert sum(result.losses[-5:]) < 0.2 * sum(result.losses[:5])
-    assert all(p.dtype == torch.float32 for p in result.checkpoint and load_pretrained(
-        result.checkpoint)[0].values())  # fmt: skip
+    weights, _ = load_pretrained(result.checkpoint)
+    assert all(w.dtype == torch.float32 for w in weights.values())  # master weights stay fp32
 
 
 def test_eval_fn_numbers_reach_the_csv(tmp_path, data):
@@ -384,3 +384,17 @@ def test_bad_inputs(tmp_path):
         Trainer(make_model(), noisy_mse, small, config(tmp_path), {})
     with pytest.raises(ValueError, match="model_config"):
         Trainer(make_model(), noisy_mse, regression_data(), config(tmp_path), {"f": object()})
+
+
+def test_weight_decay_spares_biases(tmp_path, data):
+    model = nn.Linear(4, 3)
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+
+    def zero_grad_loss(model, batch, generator):  # zero gradient: only the decay moves weights
+        return 0.0 * sum(p.sum() for p in model.parameters())
+
+    cfg = config(tmp_path, max_steps=1, lr=0.1, warmup_steps=0, weight_decay=0.5, ema_decay=None)
+    Trainer(model, zero_grad_loss, data, cfg, {}).fit()
+    # decoupled weight decay (Loshchilov & Hutter 2019): p <- p * (1 - lr * wd)
+    torch.testing.assert_close(model.weight.detach(), w0 * (1 - 0.1 * 0.5))
+    assert torch.equal(model.bias.detach(), b0)

@@ -212,8 +212,16 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("model has no trainable parameters")
+        # Weight decay on matrices and kernels only, not on biases, norm scales or embeddings'
+        # 1-d vectors (as in nanoGPT / minGPT's configure_optimizers).
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        groups = [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         optimizer = torch.optim.AdamW(
-            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+            [g for g in groups if g["params"]], lr=config.lr, betas=config.betas
         )
         self._train_model, self.optimizer = acc.prepare(model, optimizer)
         self.model: nn.Module = acc.unwrap_model(self._train_model)
@@ -259,6 +267,12 @@ class Trainer:
         elif self._fitted:
             raise ValueError("this Trainer has already trained: call fit(resume=True) to go on")
         else:
+            if acc.is_main_process and (self.checkpoint_dir / "train").is_dir():
+                warnings.warn(
+                    f"{self.checkpoint_dir} exists and will be replaced by this new run at its "
+                    "first checkpoint; pass resume=True to continue it instead",
+                    stacklevel=2,
+                )
             self._fresh_start()
         self._fitted = True
         if acc.is_main_process:
@@ -346,6 +360,7 @@ class Trainer:
             bar.close()
         wall = time.perf_counter() - start
         self.elapsed_before += wall
+        self._fit_start = time.perf_counter()  # later manual saves count from here
         stopped = stopped or "max_steps"
         if acc.is_main_process and cfg.progress:
             print(
@@ -590,6 +605,12 @@ class Trainer:
             warnings.warn(
                 f"resuming with a different configuration ({detail}); the run will not match "
                 "an uninterrupted one",
+                stacklevel=3,
+            )
+        if state.get("num_processes", 1) != acc.num_processes:
+            warnings.warn(
+                f"the run was saved by {state.get('num_processes')} processes, resumed by "
+                f"{acc.num_processes}: the data order is kept, the per-process noise is not",
                 stacklevel=3,
             )
         if state.get("dataset_len") != self.n_items:
