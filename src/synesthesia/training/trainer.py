@@ -331,7 +331,9 @@ class Trainer:
                             window, window_steps, window_start = {}, 0, now
                         bar.update(1)
                         time_up = flags[0] > 0
-                        interrupted = flags[1] > 0 or interrupt.requested
+                        # The flags went through the per-step reduction, so every process
+                        # takes the same decision (a local check here could deadlock).
+                        interrupted = flags[1] > 0
                         ending = last or time_up or interrupted
                         if cfg.eval_every and (
                             self.step % cfg.eval_every == 0 or (ending and not interrupted)
