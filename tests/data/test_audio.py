@@ -143,3 +143,14 @@ def test_config_validation_and_round_trip():
         LogMelConfig(win_length=1024)
     with pytest.raises(ValueError, match="unknown"):
         LogMelConfig.from_dict({"nmels": 3})
+
+
+def test_a_list_of_clips_equals_clip_by_clip():
+    g = torch.Generator().manual_seed(1)
+    clips = [torch.randn(n, generator=g) for n in (100, 5000, 12345, 300, 16000)]
+    for sr in (8000, 16000, 22050):
+        together = log_mel(clips, sr)
+        for clip, feats in zip(clips, together):
+            alone = log_mel(clip, sr)
+            assert feats.shape == alone.shape
+            assert torch.allclose(feats, alone, atol=1e-5)

@@ -67,6 +67,16 @@ class LogMelConfig:
         return math.log(self.eps)
 
 
+@lru_cache(maxsize=16)
+def _antialias_filter(up: int, down: int) -> np.ndarray:
+    """resample_poly's own default low-pass filter (Kaiser beta 5, 10 zero crossings per
+    side), designed once per rate pair instead of on every call."""
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+
+
 def resample(waveform: torch.Tensor | np.ndarray, orig_sr: int, target_sr: int) -> torch.Tensor:
     """Resample along the last axis from ``orig_sr`` to ``target_sr`` Hz (polyphase, float32)."""
     from scipy.signal import resample_poly
@@ -78,7 +88,8 @@ def resample(waveform: torch.Tensor | np.ndarray, orig_sr: int, target_sr: int) 
     if orig_sr == target_sr:
         return torch.from_numpy(x.copy())
     g = math.gcd(int(orig_sr), int(target_sr))
-    y = resample_poly(x, int(target_sr) // g, int(orig_sr) // g, axis=-1)
+    up, down = int(target_sr) // g, int(orig_sr) // g
+    y = resample_poly(x, up, down, axis=-1, window=_antialias_filter(up, down))
     return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
 
 
@@ -134,7 +145,7 @@ def log_mel(
     ``n_mels x frames_i``. Frames: ``1 + len // hop`` with ``center=True``.
     """
     if isinstance(waveforms, (list, tuple)):
-        return [log_mel(w, sample_rate, config) for w in waveforms]
+        return _log_mel_list(waveforms, sample_rate, config)
     x = resample(waveforms, sample_rate, config.sample_rate)
     if x.ndim not in (1, 2):
         raise ValueError(
@@ -145,6 +156,34 @@ def log_mel(
         pad = [0, min_len - x.shape[-1]]
         x = torch.nn.functional.pad(x, pad)
     return _log_mel_batch(x, config)
+
+
+def _log_mel_list(
+    waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int, config: LogMelConfig
+) -> list[torch.Tensor]:
+    """Clips of different lengths, zero-padded into batches of equal length (one STFT call per
+    batch; exact, since ``pad_mode="constant"`` pads each clip with the same zeros)."""
+    if config.pad_mode != "constant" or not config.center:
+        return [log_mel(w, sample_rate, config) for w in waveforms]
+    clips = [resample(w, sample_rate, config.sample_rate) for w in waveforms]
+    for i, c in enumerate(clips):
+        if c.ndim != 1:
+            raise ValueError(f"waveform {i} must be 1-D, got shape {tuple(c.shape)}")
+    min_len = config.n_fft // 2 + 1
+    order = np.argsort([len(c) for c in clips], kind="stable")
+    results: dict[int, torch.Tensor] = {}
+    batch = 256
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
+        longest = max(min_len, max(len(clips[i]) for i in idx))
+        x = torch.zeros(len(idx), longest)
+        for row, i in enumerate(idx):
+            x[row, : len(clips[i])] = clips[i]
+        feats = _log_mel_batch(x, config)
+        for row, i in enumerate(idx):
+            frames = 1 + max(len(clips[i]), min_len) // config.hop
+            results[int(i)] = feats[row, :, :frames].clone()
+    return [results[i] for i in range(len(clips))]
 
 
 def fix_length(

@@ -6,9 +6,16 @@ Synthesis drives eSpeak NG (the library and voice data shipped by the PyPI packa
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import json
 import os
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -86,16 +93,16 @@ class SpeechSet(torch.utils.data.Dataset):
 
     def save(self, folder: str | Path) -> Path:
         """Write ``speech.safetensors`` (all samples, concatenated) and ``speech.json``."""
-        from safetensors.torch import save_file
+        from synesthesia.io import atomic_write_bytes, atomic_write_json, tensors_to_bytes
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         lengths = [len(w) for w in self.waveforms]
         audio = torch.cat(self.waveforms) if self.waveforms else torch.zeros(0)
         tensors = {
-            "audio": audio.to(torch.float32).contiguous(),
+            "audio": audio.to(torch.float32),
             "lengths": torch.tensor(lengths, dtype=torch.int64),
-            "labels": self.labels.contiguous(),
+            "labels": self.labels,
         }
         info = {
             "sample_rate": self.sample_rate,
@@ -104,35 +111,24 @@ class SpeechSet(torch.utils.data.Dataset):
             "words": list(self.words),
             "name": self.name,
         }
-        tmp = folder / f".speech.{os.getpid()}.tmp"
-        save_file(tensors, str(tmp))
-        os.replace(tmp, folder / "speech.safetensors")
-        tmp.with_suffix(".json").write_text(json.dumps(info))
-        os.replace(tmp.with_suffix(".json"), folder / "speech.json")
+        atomic_write_bytes(folder / "speech.safetensors", tensors_to_bytes(tensors))
+        atomic_write_json(folder / "speech.json", info, indent=None)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> SpeechSet:
         """Read what :meth:`save` wrote; a missing or damaged file raises naming the file."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from synesthesia.io import read_json, read_safetensors
 
         folder = Path(folder)
-        tpath, jpath = folder / "speech.safetensors", folder / "speech.json"
-        for p in (tpath, jpath):
-            if not p.is_file():
-                raise FileNotFoundError(f"{p}: no such file (a SpeechSet folder needs it)")
-        try:
-            tensors = load_file(str(tpath))
-        except (SafetensorError, OSError) as exc:
-            raise ValueError(f"{tpath}: cannot read safetensors ({exc}); delete it") from exc
-        try:
-            info = json.loads(jpath.read_text())
-        except (json.JSONDecodeError, OSError) as exc:
-            raise ValueError(f"{jpath}: cannot read JSON ({exc}); delete it") from exc
+        tpath = folder / "speech.safetensors"
+        info = read_json(folder / "speech.json", what="SpeechSet description")
+        tensors = read_safetensors(tpath)
+        if set(tensors) != {"audio", "lengths", "labels"}:
+            raise ValueError(f"{tpath}: not a SpeechSet file (tensors {sorted(tensors)})")
         lengths = tensors["lengths"].tolist()
         if sum(lengths) != tensors["audio"].numel():
-            raise ValueError(f"{tpath}: lengths do not add up to the audio; delete it")
+            raise ValueError(f"{tpath}: clip lengths do not add up to the audio; delete it")
         return cls(
             list(torch.split(tensors["audio"], lengths)),
             int(info["sample_rate"]),
@@ -142,3 +138,459 @@ class SpeechSet(torch.utils.data.Dataset):
             tuple(info["words"]),
             info.get("name", ""),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# eSpeak NG through ctypes
+# ---------------------------------------------------------------------------------------------
+
+#: English-speaking eSpeak NG voices (accents); a voice is ``language`` or ``language+variant``.
+ESPEAK_LANGUAGES: tuple[str, ...] = (
+    "en",
+    "en-us",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
+#: Voice variants (timbres) of eSpeak NG's ``voices/!v`` folder: 8 "m", 12 female, 23 other
+#: male. Left out: robotic and whispering ones, and those with a "breath" setting (f2, f3, f5,
+#: victor, ...), whose noise does not repeat from one run to the next.
+ESPEAK_VARIANTS: tuple[str, ...] = (
+    *(f"m{i}" for i in range(1, 9)),
+    "f1",
+    "f4",
+    "Andrea",
+    "Annie",
+    "anika",
+    "aunty",
+    "belinda",
+    "grandma",
+    "linda",
+    "steph",
+    "steph2",
+    "steph3",
+    "Alex",
+    "Andy",
+    "Lee",
+    "Mike",
+    "adam",
+    "benjamin",
+    "boris",
+    "david",
+    "edward",
+    "grandpa",
+    "ian",
+    "john",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "max",
+    "norbert",
+    "quincy",
+    "rob",
+    "robert",
+    "shelby",
+    "travis",
+    "zac",
+)
+#: Held-out voices: every voice with one of these variants or this accent is only in "val".
+VAL_VARIANTS: tuple[str, ...] = ("m3", "f4", "Annie", "david", "klatt2", "steph")
+VAL_LANGUAGES: tuple[str, ...] = ("en-029",)
+#: Every voice, ``language+variant``, in a fixed order.
+ESPEAK_VOICES: tuple[str, ...] = tuple(
+    f"{l}+{v}" for l in ESPEAK_LANGUAGES for v in ESPEAK_VARIANTS
+)
+
+ESPEAK_SAMPLE_RATE = 22_050
+#: Bumped whenever synthesis changes, so old caches are not reused.
+SYNTHESIS_VERSION = 1
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_ESPEAK_CHARS_UTF8 = 1
+_PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}
+_VOLUME = 60  # below eSpeak's default of 100, which clips some voices
+
+
+class EspeakNotFoundError(FileNotFoundError):
+    """The eSpeak NG library or its voice data is missing."""
+
+
+def voice_split(voice: str) -> str:
+    """``"val"`` for a held-out voice (see :data:`VAL_VARIANTS`, :data:`VAL_LANGUAGES`), else
+    ``"train"``."""
+    language, _, variant = voice.partition("+")
+    return "val" if variant in VAL_VARIANTS or language in VAL_LANGUAGES else "train"
+
+
+def espeak_paths() -> tuple[Path, Path]:
+    """``(library, data folder)`` of eSpeak NG: from the environment variables
+    ``SYNESTHESIA_ESPEAK_LIBRARY`` / ``SYNESTHESIA_ESPEAK_DATA`` if set, else from the PyPI
+    package ``espeakng-loader``. Raises :class:`EspeakNotFoundError` saying what is missing."""
+    hint = "install it with `pip install espeakng-loader` (it ships libespeak-ng and its voices)"
+    lib = os.environ.get("SYNESTHESIA_ESPEAK_LIBRARY")
+    data = os.environ.get("SYNESTHESIA_ESPEAK_DATA")
+    if lib is None or data is None:
+        try:
+            import espeakng_loader
+        except ImportError as exc:
+            raise EspeakNotFoundError(
+                f"the eSpeak NG library is missing (no Python package espeakng_loader): {hint}"
+            ) from exc
+        lib = lib or espeakng_loader.get_library_path()
+        data = data or str(Path(espeakng_loader.__file__).parent / "espeak-ng-data")
+    if not Path(lib).is_file():
+        raise EspeakNotFoundError(f"the eSpeak NG library {lib} is missing: {hint}")
+    if not (Path(data) / "phontab").is_file():
+        raise EspeakNotFoundError(f"the eSpeak NG voice data {data} is missing: {hint}")
+    return Path(lib), Path(data)
+
+
+def espeak_available() -> bool:
+    """Whether eSpeak NG can be found (see :func:`espeak_paths`)."""
+    try:
+        espeak_paths()
+    except EspeakNotFoundError:
+        return False
+    return True
+
+
+class _Espeak:
+    """eSpeak NG in synchronous mode. The library keeps state between utterances (pitch
+    flutter), so each utterance loads a fresh instance of a private copy of the library:
+    the same text, voice and parameters always give the same samples."""
+
+    _lock = threading.Lock()
+    _private: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        lib, data = espeak_paths()
+        key = str(lib)
+        with self._lock:
+            if key not in self._private or not Path(self._private[key]).is_file():
+                folder = tempfile.mkdtemp(prefix="synesthesia-espeak-")
+                copy = Path(folder) / lib.name
+                shutil.copyfile(lib, copy)
+                atexit.register(shutil.rmtree, folder, True)
+                self._private[key] = str(copy)
+        self.library = self._private[key]
+        self.data = str(data)
+
+    def synth(
+        self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, noise_seed: int = 0
+    ) -> np.ndarray:
+        """Samples (int16, 22,050 Hz) of ``text`` spoken by ``voice``. Some voices add noise
+        drawn with the C library's ``rand()``; it is seeded with ``noise_seed`` first."""
+        import _ctypes
+
+        chunks: list[np.ndarray] = []
+
+        def callback(wav, n, _events):  # noqa: ANN001 - ctypes callback
+            if wav and n > 0:
+                chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            return 0
+
+        c_callback = _CALLBACK(callback)
+        with self._lock:
+            lib = ctypes.CDLL(self.library, mode=os.RTLD_LOCAL)
+            try:
+                lib.espeak_Initialize.argtypes = [
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    ctypes.c_char_p,
+                    ctypes.c_int,
+                ]
+                lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+                lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+                lib.espeak_Synth.argtypes = [
+                    ctypes.c_char_p,
+                    ctypes.c_size_t,
+                    ctypes.c_uint,
+                    ctypes.c_int,
+                    ctypes.c_uint,
+                    ctypes.c_uint,
+                    ctypes.c_void_p,
+                    ctypes.c_void_p,
+                ]
+                rate_hz = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data.encode(), 0)
+                if rate_hz != ESPEAK_SAMPLE_RATE:
+                    raise RuntimeError(
+                        f"eSpeak NG failed to start with data {self.data} (returned {rate_hz})"
+                    )
+                lib.espeak_SetSynthCallback(c_callback)
+                if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                    raise ValueError(f"eSpeak NG has no voice {voice!r}")
+                for name, value in (
+                    ("rate", rate),
+                    ("pitch", pitch),
+                    ("range", pitch_range),
+                    ("volume", _VOLUME),
+                ):
+                    lib.espeak_SetParameter(_PARAM[name], int(value), 0)
+                _libc().srand(ctypes.c_uint(noise_seed))
+                encoded = text.encode("utf-8")
+                err = lib.espeak_Synth(
+                    encoded,
+                    len(encoded) + 1,
+                    0,
+                    _POS_CHARACTER,
+                    0,
+                    _ESPEAK_CHARS_UTF8,
+                    None,
+                    None,
+                )
+                if err != 0:
+                    raise RuntimeError(f"eSpeak NG failed to speak {text!r} (error {err})")
+                lib.espeak_Terminate()
+            finally:
+                _ctypes.dlclose(lib._handle)
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None)
+
+
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+def speak(
+    text: str,
+    voice: str = "en",
+    rate: int = 175,
+    pitch: int = 50,
+    pitch_range: int = 50,
+) -> torch.Tensor:
+    """``text`` spoken by eSpeak NG: a float32 waveform in [-1, 1] at 22,050 Hz, untrimmed.
+
+    ``voice`` is an eSpeak voice name, optionally with a variant (``"en-us+f3"``); ``rate`` in
+    words per minute (80..450), ``pitch`` and ``pitch_range`` in eSpeak's 0..100 units.
+    """
+    if not 80 <= rate <= 450:
+        raise ValueError(f"rate must be 80..450 words per minute, got {rate}")
+    for name, value in (("pitch", pitch), ("pitch_range", pitch_range)):
+        if not 0 <= value <= 100:
+            raise ValueError(f"{name} must be 0..100, got {value}")
+    samples = _Espeak().synth(text, voice, rate, pitch, pitch_range)
+    return torch.from_numpy(samples.astype(np.float32) / 32768.0)
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """Ranges that each clip's settings are drawn from (uniformly), and the noise added."""
+
+    rate: tuple[int, int] = (120, 260)  # words per minute (eSpeak default 175)
+    pitch: tuple[int, int] = (20, 80)  # eSpeak 0..100 (default 50)
+    pitch_range: tuple[int, int] = (20, 80)  # intonation range, eSpeak 0..100 (default 50)
+    snr_db: tuple[float, float] = (10.0, 40.0)  # speech-to-noise power ratio of added noise
+    noise_colors: tuple[str, ...] = ("white", "pink")
+    peak: tuple[float, float] = (0.25, 0.9)  # peak amplitude after gain
+    pad_s: tuple[float, float] = (0.0, 0.15)  # silence (with noise) added before and after
+    trim_db: float = 40.0  # eSpeak's own leading/trailing silence below this is cut
+
+
+def _noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
+    white = rng.standard_normal(n)
+    if color == "white":
+        return white
+    if color == "pink":
+        # 1/f power: scale the spectrum's amplitude by 1/sqrt(f)
+        spec = np.fft.rfft(white)
+        f = np.arange(len(spec), dtype=np.float64)
+        f[0] = 1.0
+        return np.fft.irfft(spec / np.sqrt(f), n)
+    raise ValueError(f"noise color must be 'white' or 'pink', got {color!r}")
+
+
+def _render(
+    engine: _Espeak, word: str, voice: str, config: SynthesisConfig, rng: np.random.Generator
+) -> tuple[torch.Tensor, dict]:
+    """One clip: speak, trim, pad, add noise at a random SNR, scale; returns (waveform, meta)."""
+    import librosa.effects
+
+    rate = int(rng.integers(config.rate[0], config.rate[1] + 1))
+    pitch = int(rng.integers(config.pitch[0], config.pitch[1] + 1))
+    prange = int(rng.integers(config.pitch_range[0], config.pitch_range[1] + 1))
+    snr = float(rng.uniform(*config.snr_db))
+    color = str(config.noise_colors[int(rng.integers(len(config.noise_colors)))])
+    peak = float(rng.uniform(*config.peak))
+    pads = [int(rng.uniform(*config.pad_s) * ESPEAK_SAMPLE_RATE) for _ in range(2)]
+    noise_seed = int(rng.integers(2**31))
+    samples = engine.synth(word, voice, rate, pitch, prange, noise_seed).astype(np.float64)
+    samples /= 32768.0
+    if samples.size == 0 or not np.any(samples):
+        raise RuntimeError(f"eSpeak NG produced no sound for {word!r} with voice {voice!r}")
+    speech, _ = librosa.effects.trim(
+        samples, top_db=config.trim_db, frame_length=512, hop_length=128
+    )
+    x = np.concatenate([np.zeros(pads[0]), speech, np.zeros(pads[1])])
+    noise = _noise(len(x), color, rng)
+    # SNR in dB = 10 log10(P_speech / P_noise), powers as mean squares over the speech part
+    p_speech = np.mean(speech**2)
+    noise *= np.sqrt(p_speech / (np.mean(noise**2) * 10 ** (snr / 10)))
+    x = x + noise
+    x *= peak / np.max(np.abs(x))
+    meta = {
+        "voice": voice,
+        "pitch": pitch,
+        "rate": rate,
+        "pitch_range": prange,
+        "noise_snr_db": snr,
+        "noise_color": color,
+        "peak": peak,
+        "word": word,
+        "split": voice_split(voice),
+    }
+    return torch.from_numpy(x.astype(np.float32)), meta
+
+
+def _cache_folder(cache_dir: str | Path | None, kind: str, key: dict) -> Path:
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        key = {**key, "espeakng_loader": version("espeakng-loader")}
+    except PackageNotFoundError:
+        pass
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / "speech" / f"{kind}-{digest}"
+
+
+def default_cache_dir() -> Path:
+    """``$SYNESTHESIA_CACHE`` or ``~/.cache/synesthesia``: where built data is kept."""
+    return Path(os.environ.get("SYNESTHESIA_CACHE", Path.home() / ".cache" / "synesthesia"))
+
+
+def _synthesize(
+    words: Sequence[str],
+    labels: np.ndarray,
+    voices: Sequence[str],
+    seed: int,
+    config: SynthesisConfig,
+    name: str,
+    progress: bool,
+) -> SpeechSet:
+    from tqdm.auto import tqdm
+
+    engine = _Espeak()
+    waveforms, metas, speakers = [], [], []
+    voice_rng = np.random.default_rng([seed, 1])
+    voice_idx = voice_rng.integers(len(voices), size=len(labels))
+    for i in tqdm(range(len(labels)), desc=f"synthesising {name}", disable=not progress):
+        voice = voices[int(voice_idx[i])]
+        rng = np.random.default_rng([seed, 2, i])
+        w, meta = _render(engine, words[int(labels[i])], voice, config, rng)
+        waveforms.append(w)
+        metas.append(meta)
+        speakers.append(voice)
+    return SpeechSet(
+        waveforms,
+        ESPEAK_SAMPLE_RATE,
+        torch.from_numpy(labels.astype(np.int64)),
+        speakers,
+        metas,
+        tuple(words),
+        name,
+    )
+
+
+def _cached(folder: Path | None, build) -> SpeechSet:  # noqa: ANN001
+    from synesthesia.io import atomic_folder
+
+    if folder is not None and (folder / "speech.json").is_file():
+        return SpeechSet.load(folder)
+    speech = build()
+    if folder is not None:
+        with atomic_folder(folder) as tmp:
+            speech.save(tmp)
+    return speech
+
+
+def _check_voices(voices: Sequence[str] | None) -> tuple[str, ...]:
+    voices = tuple(ESPEAK_VOICES if voices is None else voices)
+    if not voices:
+        raise ValueError("voices must name at least one eSpeak voice")
+    return voices
+
+
+def synthesize_digits(
+    n_clips: int = 2000,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    voices: Sequence[str] | None = None,
+    config: SynthesisConfig = SynthesisConfig(),
+    cache: bool = True,
+) -> SpeechSet:
+    """Spoken digits "zero".."nine" synthesised by eSpeak NG, 22,050 Hz, labels 0..9.
+
+    Labels are balanced (``n_clips // 10`` of each, the rest spread), in a random order. Each
+    clip draws a voice from ``voices`` (default :data:`ESPEAK_VOICES`), a rate, pitch, pitch
+    range, noise colour and SNR, peak level and silence padding from ``config``; the draws are
+    stored in ``meta`` (``meta[i]["split"]`` says whether the voice is held out). The same
+    arguments always give the same samples. The set is built once and kept under
+    ``cache_dir`` (default :func:`default_cache_dir`; ``cache=False`` builds without caching).
+    A missing eSpeak NG raises :class:`EspeakNotFoundError` saying how to get it.
+    """
+    from synesthesia.data.captions import NUMBER_WORDS
+
+    if n_clips < 1:
+        raise ValueError(f"n_clips must be >= 1, got {n_clips}")
+    voices = _check_voices(voices)
+    key = {
+        "n": n_clips,
+        "seed": seed,
+        "voices": voices,
+        "config": asdict(config),
+        "version": SYNTHESIS_VERSION,
+    }
+    folder = _cache_folder(cache_dir, f"digits-{n_clips}-seed{seed}", key) if cache else None
+    labels = np.random.default_rng([seed, 0]).permutation(np.arange(n_clips) % 10)
+    return _cached(
+        folder,
+        lambda: _synthesize(NUMBER_WORDS, labels, voices, seed, config, "espeak-digits", progress),
+    )
+
+
+def synthesize_syllables(
+    syllables: Sequence[str] = ("ba", "da", "ga"),
+    n_per: int = 100,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    voices: Sequence[str] | None = None,
+    config: SynthesisConfig = SynthesisConfig(),
+    cache: bool = True,
+) -> SpeechSet:
+    """Spoken syllables (default "ba", "da", "ga": /b/, /d/, /g/ before the same vowel, as in
+    McGurk experiments), ``n_per`` each, synthesised and cached as :func:`synthesize_digits`
+    does; labels index ``syllables``."""
+    if n_per < 1:
+        raise ValueError(f"n_per must be >= 1, got {n_per}")
+    if not syllables or any(not s.strip() for s in syllables):
+        raise ValueError(f"syllables must be non-empty strings, got {syllables!r}")
+    voices = _check_voices(voices)
+    n = n_per * len(syllables)
+    key = {
+        "syllables": list(syllables),
+        "n_per": n_per,
+        "seed": seed,
+        "voices": voices,
+        "config": asdict(config),
+        "version": SYNTHESIS_VERSION,
+    }
+    folder = _cache_folder(cache_dir, f"syllables-{n}-seed{seed}", key) if cache else None
+    labels = np.random.default_rng([seed, 0]).permutation(np.arange(n) % len(syllables))
+    return _cached(
+        folder,
+        lambda: _synthesize(
+            tuple(syllables), labels, voices, seed, config, "espeak-syllables", progress
+        ),
+    )
