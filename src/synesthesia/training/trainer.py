@@ -194,6 +194,13 @@ class Trainer:
         self.mixed_precision = resolve_mixed_precision(config.mixed_precision, self.device)
         if self.mixed_precision == "bf16" and self.device.type not in ("cpu", "cuda"):
             self.mixed_precision = "no"
+        if acc.mixed_precision not in ("no", self.mixed_precision):
+            warnings.warn(
+                f"accelerate is configured for mixed_precision={acc.mixed_precision!r} (accelerate "
+                f"launch / config) but the trainer uses {self.mixed_precision!r}; leave "
+                "accelerate's at 'no' and set TrainerConfig.mixed_precision",
+                stacklevel=2,
+            )
 
         world = acc.num_processes
         if config.batch_size % world:
@@ -453,9 +460,11 @@ class Trainer:
         decay = ema_decay_at(self.ema_updates, self.config)
         ema_params = list(self.ema_model.parameters())
         params = list(self.model.parameters())
-        for e, p in zip(ema_params, params, strict=True):
-            # exponential moving average: e <- decay * e + (1 - decay) * p
-            e.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        if len(ema_params) != len(params):
+            raise RuntimeError("the EMA model and the model have different parameters")
+        # exponential moving average: e <- decay * e + (1 - decay) * p (one fused pass)
+        torch._foreach_mul_(ema_params, decay)
+        torch._foreach_add_(ema_params, [p.detach() for p in params], alpha=1.0 - decay)
         for e, b in zip(self.ema_model.buffers(), self.model.buffers(), strict=True):
             e.copy_(b)
         self.ema_updates += 1
