@@ -18,6 +18,7 @@ from synesthesia.data.speech import (
     speak,
     synthesize_digits,
     synthesize_syllables,
+    trim_silence,
     voice_split,
 )
 
@@ -155,3 +156,16 @@ def test_speech_set_save_load_subset_and_features(tmp_path):
         SpeechSet.load(tmp_path / "nothing")
     with pytest.raises(ValueError, match="speakers"):
         SpeechSet(ds.waveforms, 8000, ds.labels, ["a"])
+
+
+def test_trim_silence_keeps_the_sound_and_little_else():
+    sr = 22050
+    tone = 0.5 * np.sin(2 * np.pi * 300 * np.arange(sr // 2) / sr)
+    quiet = 1e-4 * np.random.default_rng(0).standard_normal(2000)  # -68 dB below the tone
+    x = np.concatenate([np.zeros(3000), quiet, tone, np.zeros(4000)])
+    y = trim_silence(x, top_db=40, frame_length=512, hop=128)
+    start = 5000  # where the tone begins
+    assert len(tone) <= len(y) <= len(tone) + 2 * 512
+    offset = next(i for i in range(len(x)) if np.array_equal(x[i : i + len(y)], y))
+    assert start - 512 <= offset <= start and offset + len(y) >= start + len(tone)
+    assert trim_silence(np.zeros(1000)).size == 0
