@@ -237,7 +237,8 @@ def load_pretrained(
     """
     folder = Path(folder)
     if not folder.exists():
-        recover_folder(folder)
+        with contextlib.suppress(OSError):  # e.g. a read-only file system
+            recover_folder(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
             f"{folder}: no such checkpoint folder (expected {WEIGHTS_NAME} and {CONFIG_NAME} in it)"

@@ -90,9 +90,9 @@ def rng_eval(ema_model, step, out_dir):
 
 def test_loss_falls_on_toy_regression(tmp_path, data):
     model = make_model(dropout=0.0)
-    cfg = config(tmp_path, max_steps=150, lr=3e-2, warmup_steps=5, log_every=50)
+    cfg = config(tmp_path, max_steps=80, lr=5e-2, warmup_steps=5, log_every=40)
     result = Trainer(model, noisy_mse, data, cfg).fit()
-    assert result.stopped == "max_steps" and result.step == 150 and len(result.losses) == 150
+    assert result.stopped == "max_steps" and result.step == 80 and len(result.losses) == 80
     first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
     assert last < 0.05 * first
 
@@ -355,7 +355,7 @@ def test_bf16_autocast_is_used_and_trains(tmp_path, data):
         dtypes.append(out.dtype)
         return ((out.float() - y) ** 2).mean()
 
-    cfg = config(tmp_path, mixed_precision="bf16", max_steps=60, lr=3e-2, log_every=20)
+    cfg = config(tmp_path, mixed_precision="bf16", max_steps=40, lr=5e-2, log_every=20)
     result = Trainer(make_model(dropout=0.0), loss_fn, data, cfg, {}).fit()
     assert set(dtypes) == {torch.bfloat16}
     assert sum(result.losses[-5:]) < 0.2 * sum(result.losses[:5])
