@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
             _fsync_dir(folder)
         old = None
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old)  # an empty directory is replaced by a directory on POSIX
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
+            os.replace(path, old)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
         if old is not None:
