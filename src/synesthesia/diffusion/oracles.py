@@ -64,6 +64,8 @@ class GaussianMixtureOracle:
         m, v = self.means[None], self.stds[None] ** 2  # 1 x K x D
         var = a**2 * v + s2  # B x K x D (marginal variance of x_t per component)
         diff = x[:, None, :] - a * m
+        if self.num_components == 1:
+            return (m + a * v / var * diff)[:, 0]
         logp = -0.5 * (diff**2 / var + var.log()).sum(-1) + self.weights.log()[None]
         if labels is not None:
             labels = torch.as_tensor(labels, device="cpu").long()
@@ -78,7 +80,9 @@ class GaussianMixtureOracle:
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, labels=None) -> torch.Tensor:
         self.calls += 1
-        abar = self.schedule.abar_at(t.detach().cpu().double())
+        t = t.detach().cpu().double()
+        levels, index = torch.unique(t, return_inverse=True)  # samplers call with one time
+        abar = self.schedule.abar_at(levels)[index]
         x0 = self.x0_mean(x_t.cpu(), abar, labels)
         a, s = abar.sqrt()[:, None], (1 - abar).sqrt()[:, None]
         x = x_t.double().cpu()

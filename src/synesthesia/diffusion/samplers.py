@@ -202,7 +202,7 @@ def sample_dpmpp_2m(
         if abar_s >= 1.0:  # lambda_s = inf: the solution is the data prediction itself
             x = x0
             break
-        h = math.log(a_s / s_s) - math.log(a_t / s_t)
+        h = _half_log_snr(abar_s) - _half_log_snr(abar_t)  # inf from a zero terminal SNR
         d = x0
         if prev_x0 is not None:
             r = prev_h / h
@@ -210,6 +210,15 @@ def sample_dpmpp_2m(
         x = (s_s / s_t) * x - a_s * math.expm1(-h) * d
         prev_x0, prev_h = x0, h
     return x
+
+
+def _half_log_snr(abar: float) -> float:
+    """``lambda = log(a / s)``, with -inf at abar = 0 and +inf at abar = 1."""
+    if abar <= 0.0:
+        return -math.inf
+    if abar >= 1.0:
+        return math.inf
+    return 0.5 * (math.log(abar) - math.log1p(-abar))
 
 
 def _sigma(abar: float) -> float:
