@@ -128,6 +128,10 @@ def test_missing_espeak_library_gives_one_clear_error(monkeypatch, tmp_path):
     assert isinstance(e.value, FileNotFoundError) and "\n" not in msg
     assert "libespeak-ng.so" in msg and "pip install espeakng-loader" in msg
     monkeypatch.delenv("SYNESTHESIA_ESPEAK_LIBRARY")
+    monkeypatch.setenv("SYNESTHESIA_ESPEAK_DATA", str(tmp_path))
+    with pytest.raises(EspeakNotFoundError, match="voice data .* is missing"):
+        speak("one")
+    monkeypatch.delenv("SYNESTHESIA_ESPEAK_DATA")
     monkeypatch.setitem(sys.modules, "espeakng_loader", None)  # the package is not installed
     with pytest.raises(EspeakNotFoundError, match="pip install espeakng-loader"):
         speak("one")
@@ -169,3 +173,12 @@ def test_trim_silence_keeps_the_sound_and_little_else():
     offset = next(i for i in range(len(x)) if np.array_equal(x[i : i + len(y)], y))
     assert start - 512 <= offset <= start and offset + len(y) >= start + len(tone)
     assert trim_silence(np.zeros(1000)).size == 0
+
+
+@needs_espeak
+@pytest.mark.slow
+def test_two_full_builds_are_identical():
+    a = synthesize_digits(2000, seed=0, progress=False, cache=False)
+    b = synthesize_digits(2000, seed=0, progress=False, cache=False)
+    assert a.meta == b.meta and all(torch.equal(x, y) for x, y in zip(a.waveforms, b.waveforms))
+    assert np.bincount(a.labels.numpy()).tolist() == [200] * 10

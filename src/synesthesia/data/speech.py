@@ -295,7 +295,7 @@ class _Espeak:
 
         c_callback = _CALLBACK(callback)
         with self._lock:
-            lib = ctypes.CDLL(self.library, mode=os.RTLD_LOCAL)
+            lib = ctypes.CDLL(self.library, mode=getattr(os, "RTLD_LOCAL", 0))
             try:
                 lib.espeak_Initialize.argtypes = [
                     ctypes.c_int,
@@ -317,8 +317,9 @@ class _Espeak:
                 ]
                 rate_hz = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data.encode(), 0)
                 if rate_hz != ESPEAK_SAMPLE_RATE:
-                    raise RuntimeError(
-                        f"eSpeak NG failed to start with data {self.data} (returned {rate_hz})"
+                    raise EspeakNotFoundError(
+                        f"eSpeak NG failed to start with the voice data {self.data} (it "
+                        f"returned {rate_hz}): reinstall it with `pip install espeakng-loader`"
                     )
                 lib.espeak_SetSynthCallback(c_callback)
                 if lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -346,7 +347,8 @@ class _Espeak:
                     raise RuntimeError(f"eSpeak NG failed to speak {text!r} (error {err})")
                 lib.espeak_Terminate()
             finally:
-                _ctypes.dlclose(lib._handle)
+                close = getattr(_ctypes, "dlclose", None) or _ctypes.FreeLibrary
+                close(lib._handle)
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
 
