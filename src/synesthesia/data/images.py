@@ -161,3 +161,29 @@ def load_sklearn_digits() -> ImageSet:
         torch.from_numpy(d.target.astype(np.int64)),
         "digits8x8",
     )
+
+
+#: Images per class held out from sklearn's 8x8 digits (about 30 of ~180 per class).
+DIGITS8X8_VAL_PER_CLASS = 30
+
+
+def load_image_splits(data: str | Path) -> tuple[ImageSet, ImageSet]:
+    """(train, validation) for a data spec: ``mnist5k``, ``digits8x8`` or an IDX folder path.
+
+    ``mnist5k`` is the fixed 4,000/1,000 split of :func:`mnist5k_splits`; ``digits8x8`` holds
+    out 30 digits per class with the same fixed seed; a folder uses its ``train`` and ``t10k``
+    IDX files (MNIST or Fashion-MNIST layout).
+    """
+    spec = str(data)
+    if spec == "mnist5k":
+        return mnist5k_splits()
+    if spec == "digits8x8":
+        full = load_sklearn_digits()
+        train, val = stratified_split(full.labels, DIGITS8X8_VAL_PER_CLASS, MNIST5K_SPLIT_SEED)
+        return full.subset(train), full.subset(val)
+    folder = Path(spec)
+    if not folder.exists():
+        raise FileNotFoundError(
+            f"{folder}: no such data folder; use mnist5k, digits8x8 or a folder of MNIST IDX files"
+        )
+    return load_idx_folder(folder, "train"), load_idx_folder(folder, "test")

@@ -1,0 +1,146 @@
+"""The U-Net and its blocks: shapes, conditioning, attention vs a naive version, overfitting."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from synesthesia.nets.layers import Attention, ResBlock, timestep_embedding
+from synesthesia.nets.unet import UNet, UNetConfig, unet_preset
+
+
+def _tiny(**kw) -> UNet:
+    torch.manual_seed(0)
+    return UNet(unet_preset("tiny", **kw))
+
+
+def test_timestep_embedding_matches_hand_computation():
+    # dim 4: frequencies exp(-ln(10000) * i / 2) for i = 0, 1 -> 1 and 1/100
+    emb = timestep_embedding(torch.tensor([0.0, 1.0, 2.5]), 4)
+    for row, t in zip(emb, (0.0, 1.0, 2.5)):
+        want = [math.cos(t), math.cos(t / 100), math.sin(t), math.sin(t / 100)]
+        torch.testing.assert_close(row, torch.tensor(want), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="even"):
+        timestep_embedding(torch.zeros(2), 3)
+
+
+@pytest.mark.parametrize("size", [28, 8])
+def test_unet_shapes_dtypes_and_float_timesteps(size):
+    net = _tiny(image_size=size)
+    x = torch.randn(3, 1, size, size)
+    for t in (torch.tensor([0.0, 10.5, 999.0]), torch.tensor(5.0)):
+        out = net(x, t, labels=torch.tensor([0, 9, 10]))
+        assert out.shape == x.shape and out.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert net(x, torch.rand(3) * 999).dtype == torch.bfloat16
+
+
+def test_unet_starts_at_zero_and_conditions_on_time_and_class():
+    net = _tiny()
+    x = torch.randn(2, 1, 28, 28)
+    t = torch.tensor([3.0, 700.0])
+    # The output convolution is zero-initialised: an untrained U-Net predicts exactly 0.
+    assert net(x, t).abs().max() == 0
+    with torch.no_grad():  # un-zero the residual branches so conditioning reaches the output
+        for param in net.parameters():
+            if param.abs().max() == 0:
+                param.normal_(std=0.1)
+    a = net(x, t, labels=torch.tensor([1, 1]))
+    assert not torch.allclose(a, net(x, t, labels=torch.tensor([2, 2])))
+    assert not torch.allclose(a, net(x, t + 100, labels=torch.tensor([1, 1])))
+    # No labels means the null class.
+    torch.testing.assert_close(net(x, t), net(x, t, labels=torch.tensor([10, 10])))
+
+
+def test_unet_rejects_bad_inputs():
+    net = _tiny()
+    x = torch.randn(2, 1, 28, 28)
+    with pytest.raises(ValueError, match="labels must lie"):
+        net(x, torch.zeros(2), labels=torch.tensor([0, 11]))
+    with pytest.raises(ValueError, match="x must be"):
+        net(torch.randn(2, 3, 28, 28), torch.zeros(2))
+    with pytest.raises(ValueError, match="unconditional"):
+        UNet(unet_preset("tiny", num_classes=None))(x, torch.zeros(2), labels=torch.zeros(2))
+    with pytest.raises(ValueError, match="unknown preset"):
+        unet_preset("huge")
+    with pytest.raises(ValueError, match="attention_levels"):
+        UNetConfig(channel_mults=(1, 2), attention_levels=(2,))
+
+
+def test_config_json_round_trip():
+    cfg = unet_preset("small", image_size=8)
+    again = UNetConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+    with pytest.raises(ValueError, match="unknown UNetConfig keys"):
+        UNetConfig.from_dict({**cfg.to_dict(), "colour": 1})
+
+
+def _naive_attention(block: Attention, x: torch.Tensor, context=None) -> torch.Tensor:
+    b, c, h, w = x.shape
+    tokens = block.norm(x).flatten(2).transpose(1, 2)
+    src = tokens if context is None else context
+    q = block.to_q(tokens)
+    k, v = block.to_kv(src).chunk(2, dim=-1)
+    d = c // block.num_heads
+    outs = []
+    for i in range(block.num_heads):
+        qi, ki, vi = (z[..., i * d : (i + 1) * d] for z in (q, k, v))
+        weights = torch.softmax(qi @ ki.transpose(1, 2) / math.sqrt(d), dim=-1)  # Vaswani eq. 1
+        outs.append(weights @ vi)
+    out = block.proj(torch.cat(outs, dim=-1))
+    return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
+def test_attention_matches_naive_implementation():
+    torch.manual_seed(1)
+    block = Attention(16, num_heads=4)
+    torch.nn.init.normal_(block.proj.weight)
+    x = torch.randn(2, 16, 5, 5)
+    torch.testing.assert_close(block(x), _naive_attention(block, x), atol=1e-5, rtol=1e-5)
+    cross = Attention(16, num_heads=2, context_dim=12)
+    torch.nn.init.normal_(cross.proj.weight)
+    ctx = torch.randn(2, 7, 12)
+    torch.testing.assert_close(cross(x, ctx), _naive_attention(cross, x, ctx), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="context"):
+        cross(x)
+
+
+def test_resblock_scale_shift_matches_formula():
+    torch.manual_seed(2)
+    block = ResBlock(8, 8, emb_dim=6)
+    torch.nn.init.normal_(block.conv2.weight)
+    x, emb = torch.randn(2, 8, 4, 4), torch.randn(2, 6)
+    h = block.norm2(block.conv1(F.silu(block.norm1(x))))
+    scale, shift = block.emb_proj(F.silu(emb)).chunk(2, dim=1)
+    h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+    torch.testing.assert_close(block(x, emb), x + block.conv2(F.silu(h)))
+
+
+def test_unet_with_context_cross_attention():
+    net = UNet(unet_preset("tiny", context_dim=12))
+    out = net(torch.randn(2, 1, 8, 8), torch.zeros(2), context=torch.randn(2, 3, 12))
+    assert out.shape == (2, 1, 8, 8)
+
+
+def test_unet_overfits_a_batch_of_eight():
+    net = _tiny()
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(8, 1, 28, 28, generator=g) * 2 - 1
+    noise = torch.randn(8, 1, 28, 28, generator=g)
+    t = torch.randint(0, 1000, (8,), generator=g).float()
+    labels = torch.arange(8)
+    abar = torch.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2  # cosine schedule
+    x_t = abar.sqrt()[:, None, None, None] * x0 + (1 - abar).sqrt()[:, None, None, None] * noise
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(100):
+        loss = (net(x_t, t, labels) - noise).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > 0.9  # a zero prediction of unit noise
+    assert min(losses[-10:]) < losses[0] / 10
