@@ -15,7 +15,7 @@ from synesthesia import __version__
 from synesthesia.commands import CommandError
 
 # One module per room under synesthesia.commands; each has register(subparsers).
-COMMAND_MODULES = ("oracle", "image", "clip", "brain")
+COMMAND_MODULES = ("oracle", "data", "image", "clip", "brain")
 
 
 def build_parser() -> argparse.ArgumentParser:

