@@ -32,11 +32,17 @@ def _batch(n=4, frames=20):
 def test_gradients_reach_every_tower_and_every_logit_scale():
     torch.manual_seed(0)
     model = JointEmbeddingModel(tiny_config())
-    emb = model(_batch())
-    assert set(emb) == {"image", "text", "speech"}
-    for e in emb.values():
-        torch.testing.assert_close(e.norm(dim=1), torch.ones(4))
-    loss = sum(info_nce(model.logits(emb, m)) for m in model.others)
+    out = model(_batch())
+    assert set(out) == {"image", "text", "speech", "logits_text", "logits_speech"} | {
+        "scale_text",
+        "scale_speech",
+    }
+    for m in ("image", "text", "speech"):
+        torch.testing.assert_close(out[m].norm(dim=1), torch.ones(4))
+    torch.testing.assert_close(
+        out["logits_speech"], out["scale_speech"] * out["image"] @ out["speech"].t()
+    )
+    loss = sum(info_nce(out[f"logits_{m}"]) for m in model.others)
     loss.backward()
     for name, p in model.named_parameters():
         if name == "encoders.text.token.weight":

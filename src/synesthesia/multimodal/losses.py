@@ -84,7 +84,10 @@ class LogitScale(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Scaled similarities ``scale * a @ b.T`` (+ bias) of two batches of unit vectors."""
-        logits = self.scale * a @ b.t()
+        # float32 even under bf16 autocast: at scale 100, bf16 would round logits to +-0.5
+        with torch.autocast(a.device.type, enabled=False):
+            dtype = torch.promote_types(a.dtype, torch.float32)
+            logits = self.scale.to(dtype) * a.to(dtype) @ b.to(dtype).t()
         return logits if self.bias is None else logits + self.bias
 
 

@@ -3,7 +3,8 @@
 - :class:`ImageEncoder`: a small CNN for 1 x 28 x 28 digits (three stages of 3x3 convolutions,
   GroupNorm and GELU, max-pooling between stages, global average pooling at the end).
 - :class:`TextEncoder`: a small pre-norm transformer over word ids (see
-  :mod:`synesthesia.nets.tokenizer`); the output is read at the leading ``[CLS]`` position.
+  :mod:`synesthesia.nets.tokenizer`); the output is the mean over the non-padding positions
+  (``[CLS]`` included), so every word has a direct path to the output.
 - :class:`AudioEncoder`: a 2-D CNN over log-mel spectrograms (n_mels x frames). Each clip is first
   floored at its peak minus a fixed dynamic range (so silence, padding and background noise look
   alike) and normalised to zero mean and unit variance (so loudness and gain do not matter), the
@@ -48,7 +49,7 @@ class ImageEncoderConfig:
     """A CNN with one stage per entry of ``channels`` (two conv blocks each, pooling between)."""
 
     in_channels: int = 1
-    channels: tuple[int, ...] = (24, 48, 96)
+    channels: tuple[int, ...] = (16, 32, 64)
 
 
 class ImageEncoder(nn.Module):
@@ -79,7 +80,7 @@ class ImageEncoder(nn.Module):
 
 @dataclass
 class TextEncoderConfig:
-    """A pre-norm transformer encoder over word ids, read at position 0 (``[CLS]``)."""
+    """A pre-norm transformer encoder over word ids, mean-pooled over non-padding positions."""
 
     vocab_size: int = 128
     dim: int = 64
@@ -131,7 +132,8 @@ class TextEncoder(nn.Module):
             padding_mask = ids == self.config.pad_id
         x = self.token(ids) + self.position[:length]
         x = self.blocks(x, src_key_padding_mask=padding_mask)
-        return x[:, 0]
+        keep = (~padding_mask).unsqueeze(-1).to(x.dtype)
+        return (x * keep).sum(1) / keep.sum(1).clamp(min=1.0)
 
 
 @dataclass

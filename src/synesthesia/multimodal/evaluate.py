@@ -1,0 +1,272 @@
+"""Evaluation of a joint embedding model on the digit world's held-out split.
+
+:func:`evaluate_clip` measures, on validation images, held-out eSpeak voices and held-out FSDD
+speakers:
+
+- ``zero_shot``: image classification from text prompts (template ensemble, and the bare
+  number word alone for comparison), from spoken prompts (the mean embedding of the held-out
+  voices' clips of each digit), and classification of speech (synthetic and FSDD) from text
+  prompts;
+- ``retrieval``: speech <-> image (relevant = same digit), image <-> caption with attribute
+  captions (relevant = the identical caption text, and, looser, any caption of the same digit);
+- ``grounding``: for each attribute (thickness, slant, size), how often an image scores the
+  caption with its own word above the same caption with the opposite word ("a thick seven" vs
+  "a thin seven", same template), averaged over templates; 0.5 is chance;
+- ``baselines``: a linear probe on the frozen image embeddings and logistic regression on raw
+  pixels (both trained on the 4,000 training images), which zero-shot should beat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synesthesia.multimodal.probes import linear_probe_accuracy, raw_pixel_accuracy
+from synesthesia.multimodal.retrieval import bidirectional_retrieval, relevance_from_labels
+from synesthesia.multimodal.zeroshot import DIGIT_TEMPLATES, ZeroShotClassifier
+
+#: (attribute key, word, opposite word) pairs checked by the grounding test.
+GROUNDING_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("thickness_word", "thick", "thin"),
+    ("thickness_word", "thin", "thick"),
+    ("slant_word", "left-slanted", "right-slanted"),
+    ("slant_word", "right-slanted", "left-slanted"),
+    ("size_word", "small", "large"),
+    ("size_word", "large", "small"),
+)
+
+
+def build_world_for(model, fsdd_folder: str | Path | None = None, n_speech: int = 2000, **kw):
+    """The digit world with speech features made as ``model`` expects them (its log-mel settings
+    and number of frames)."""
+    from synesthesia.data.audio import LogMelConfig
+    from synesthesia.data.digit_world import DigitWorld
+
+    config = model.config
+    return DigitWorld.build(
+        n_speech=n_speech if "speech" in config.modalities else 0,
+        fsdd_folder=fsdd_folder if "speech" in config.modalities else None,
+        log_mel_config=LogMelConfig.from_dict(config.log_mel),
+        frames=config.speech_frames,
+        **kw,
+    )
+
+
+def grounding_scores(
+    model,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    attrs: dict[str, np.ndarray],
+    pairs: tuple[tuple[str, str, str], ...] = GROUNDING_PAIRS,
+) -> dict[str, dict[str, float]]:
+    """For each (key, word, opposite): among images whose ``attrs[key] == word``, the fraction
+    whose similarity to captions with ``word`` (mean over templates) beats those with
+    ``opposite``; plus the mean similarity margin."""
+    from synesthesia.data.captions import CAPTION_TEMPLATES, caption
+
+    emb = model.embed_images(images)
+    out: dict[str, dict[str, float]] = {}
+    plain = {"thickness_word": "", "slant_word": "", "size_word": ""}
+    for key, word, opposite in pairs:
+        idx = np.flatnonzero(np.asarray(attrs[key]) == word)
+        if len(idx) == 0:
+            continue
+        lab = labels[torch.from_numpy(idx)]
+        margins = torch.zeros(len(idx))
+        for t in range(len(CAPTION_TEMPLATES)):
+            texts_w, texts_o = [], []
+            for c in lab.tolist():
+                texts_w.append(caption(c, {**plain, key: word}, t))
+                texts_o.append(caption(c, {**plain, key: opposite}, t))
+            e = emb[torch.from_numpy(idx)]
+            margins += (e * model.embed_texts(texts_w)).sum(1) - (
+                e * model.embed_texts(texts_o)
+            ).sum(1)
+        margins /= len(CAPTION_TEMPLATES)
+        out[f"{word}_vs_{opposite}"] = {
+            "accuracy": float((margins > 0).float().mean()),
+            "mean_margin": float(margins.mean()),
+            "n": len(idx),
+        }
+    return out
+
+
+def _speech_classifier(model, features: torch.Tensor, labels: torch.Tensor) -> ZeroShotClassifier:
+    emb = model.embed_speech_features(features)
+    groups = [emb[labels == c] for c in range(10)]
+    return ZeroShotClassifier.from_embeddings(groups, [str(c) for c in range(10)])
+
+
+def evaluate_clip(
+    model,
+    world,
+    templates: tuple[str, ...] = DIGIT_TEMPLATES,
+    baselines: bool = True,
+    plot_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Every number of the module docstring, as a JSON-ready nested dict."""
+    model.eval()
+    mods = model.config.modalities
+    val_images = world.images["val"]
+    results: dict[str, Any] = {"zero_shot": {}, "retrieval": {}}
+    img_emb = model.embed_images(val_images.images) if "image" in mods else None
+    text_clf = None
+    if "text" in mods:
+        text_clf = ZeroShotClassifier.from_prompts(model, templates=templates)
+        bare = ZeroShotClassifier.from_prompts(model, templates=None)
+    if img_emb is not None and text_clf is not None:
+        zs = results["zero_shot"]
+        zs["image_from_text_prompts"] = text_clf.accuracy(img_emb, val_images.labels)
+        zs["image_from_bare_word"] = bare.accuracy(img_emb, val_images.labels)
+        caps = [c[0] for c in world.captions["val"]]
+        cap_emb = model.embed_texts(caps)
+        same_text = torch.tensor([[a == b for b in caps] for a in caps])
+        results["retrieval"]["image_caption_exact"] = bidirectional_retrieval(
+            img_emb, cap_emb, same_text, names=("image", "caption")
+        )
+        results["retrieval"]["image_caption_digit"] = bidirectional_retrieval(
+            img_emb,
+            cap_emb,
+            relevance_from_labels(val_images.labels, val_images.labels),
+            names=("image", "caption"),
+        )
+        results["grounding"] = grounding_scores(
+            model, val_images.images, val_images.labels, world.attrs["val"]
+        )
+    if "speech" in mods and "synthetic" in world.speech:
+        pool = world.speech["synthetic"]["val"]
+        speech_emb = model.embed_speech_features(pool.features)
+        slab = pool.clips.labels
+        results["n_val_speech"] = len(pool)
+        results["val_voices"] = sorted(set(pool.clips.speakers))
+        if img_emb is not None:
+            results["retrieval"]["speech_image"] = bidirectional_retrieval(
+                speech_emb,
+                img_emb,
+                relevance_from_labels(slab, val_images.labels),
+                names=("speech", "image"),
+            )
+            if len(set(slab.tolist())) == 10:  # a spoken prompt for every digit
+                sp_clf = _speech_classifier(model, pool.features, slab)
+                results["zero_shot"]["image_from_speech_prompts"] = sp_clf.accuracy(
+                    img_emb, val_images.labels
+                )
+        if text_clf is not None:
+            results["zero_shot"]["speech_from_text_prompts"] = text_clf.accuracy(speech_emb, slab)
+    if "speech" in mods and "fsdd" in world.speech:
+        fsdd: dict[str, Any] = {}
+        for split in ("train", "val"):
+            pool = world.speech["fsdd"][split]
+            if len(pool) == 0:
+                continue
+            emb = model.embed_speech_features(pool.features)
+            entry: dict[str, Any] = {"speakers": sorted(set(pool.clips.speakers)), "n": len(pool)}
+            if text_clf is not None:
+                entry["from_text_prompts"] = text_clf.accuracy(emb, pool.clips.labels)
+            if img_emb is not None:
+                protos = ZeroShotClassifier.from_embeddings(
+                    [img_emb[val_images.labels == c] for c in range(10)],
+                    [str(c) for c in range(10)],
+                )
+                entry["from_image_prototypes"] = protos.accuracy(emb, pool.clips.labels)
+            fsdd[split] = entry
+        results["zero_shot"]["fsdd"] = fsdd
+    if baselines and img_emb is not None:
+        train = world.images["train"]
+        train_emb = model.embed_images(train.images)
+        results["baselines"] = {
+            "linear_probe": linear_probe_accuracy(
+                train_emb, train.labels, img_emb, val_images.labels
+            ),
+            "raw_pixel_logistic_regression": raw_pixel_accuracy(
+                train.images, train.labels, val_images.images, val_images.labels
+            ),
+        }
+    if plot_path is not None:
+        results["plot"] = str(plot_joint_space_png(model, world, plot_path, text_clf))
+    return results
+
+
+def quick_zero_shot(model, world) -> dict[str, Any]:
+    """:func:`evaluate_clip` without the (slower) supervised baselines and plot."""
+    return evaluate_clip(model, world, baselines=False)
+
+
+def plot_joint_space_png(model, world, path: str | Path, text_clf=None, per_class: int = 30):
+    """Write a PNG of the joint space (PCA): val images, held-out speech, class text prompts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from synesthesia.multimodal.plots import plot_joint_space
+
+    embeddings, labels = {}, {}
+    mods = model.config.modalities
+    if "image" in mods:
+        lab = world.images["val"].labels
+        idx = torch.cat([(lab == c).nonzero().flatten()[:per_class] for c in range(10)])
+        embeddings["image"] = model.embed_images(world.images["val"].images[idx])
+        labels["image"] = lab[idx]
+    if "speech" in mods and "synthetic" in world.speech:
+        pool = world.speech["synthetic"]["val"]
+        lab = pool.clips.labels
+        idx = torch.cat([(lab == c).nonzero().flatten()[:per_class] for c in range(10)])
+        embeddings["speech"] = model.embed_speech_features(pool.features[idx])
+        labels["speech"] = lab[idx]
+    if "text" in mods and text_clf is not None:
+        embeddings["text"] = text_clf.class_embeddings
+        labels["text"] = torch.arange(10)
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    plot_joint_space(embeddings, labels, method="pca", ax=ax, class_names=None)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The headline numbers of :func:`evaluate_clip` as an aligned text table."""
+    rows: list[tuple[str, str]] = []
+
+    def pct(x: float) -> str:
+        return f"{100 * x:6.2f} %"
+
+    zs = results.get("zero_shot", {})
+    for key, name in (
+        ("image_from_text_prompts", "zero-shot images, text prompts (ensemble)"),
+        ("image_from_bare_word", "zero-shot images, bare number word"),
+        ("image_from_speech_prompts", "zero-shot images, spoken prompts (held-out voices)"),
+        ("speech_from_text_prompts", "zero-shot speech (held-out voices), text prompts"),
+    ):
+        if key in zs:
+            rows.append((name, pct(zs[key])))
+    for split, entry in zs.get("fsdd", {}).items():
+        who = ",".join(entry["speakers"])
+        if "from_text_prompts" in entry:
+            rows.append(
+                (f"zero-shot FSDD {split} ({who}), text prompts", pct(entry["from_text_prompts"]))
+            )
+    ret = results.get("retrieval", {})
+    for key, direction, name in (
+        ("speech_image", "speech_to_image", "speech -> image R@1 (same digit)"),
+        ("speech_image", "image_to_speech", "image -> speech R@1 (same digit)"),
+        ("image_caption_exact", "image_to_caption", "image -> caption R@1 (exact caption)"),
+        ("image_caption_exact", "caption_to_image", "caption -> image R@1 (exact caption)"),
+        ("image_caption_digit", "image_to_caption", "image -> caption R@1 (same digit)"),
+    ):
+        if key in ret:
+            m = ret[key][direction]
+            rows.append(
+                (name, f"{pct(m['R@1'])}  R@5 {pct(m['R@5'])}  median rank {m['median_rank']:.0f}")
+            )
+    for key, entry in results.get("grounding", {}).items():
+        rows.append((f"grounding {key.replace('_vs_', ' > ')}", pct(entry["accuracy"])))
+    for key, value in results.get("baselines", {}).items():
+        rows.append((f"baseline: {key.replace('_', ' ')}", pct(value)))
+    width = max((len(r[0]) for r in rows), default=0)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
