@@ -1,0 +1,164 @@
+"""The class-to-image pipeline: call options, sampler wiring, persistence, training recipe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synesthesia.diffusion import NoiseSchedule, diffusion_loss, sample
+from synesthesia.nets.unet import UNet, unet_preset
+from synesthesia.pipelines import ClassToImagePipeline, image_grid
+from synesthesia.pipelines.image import ImageRecipe, image_loss_fn, plan_steps
+
+
+@pytest.fixture(scope="module")
+def pipe() -> ClassToImagePipeline:
+    torch.manual_seed(0)
+    unet = UNet(unet_preset("tiny", image_size=8))
+    with torch.no_grad():  # an untrained but non-trivial network (no zero branches)
+        for p in unet.parameters():
+            if p.abs().max() == 0:
+                p.normal_(std=0.05)
+    return ClassToImagePipeline(unet, NoiseSchedule("cosine", 1000), "v", {"data": "digits8x8"})
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_output_types_and_shapes(pipe):
+    pt = pipe([1, 2], num_inference_steps=3, num_images_per_prompt=2, generator=_gen())
+    assert pt.shape == (4, 1, 8, 8) and pt.dtype == torch.float32
+    assert pt.min() >= -1 and pt.max() <= 1
+    arr = pipe(
+        [1, 2], num_inference_steps=3, num_images_per_prompt=2, generator=_gen(), output_type="np"
+    )
+    assert arr.shape == (4, 8, 8, 1) and arr.dtype == np.float32
+    np.testing.assert_allclose(arr, ((pt + 1) / 2).permute(0, 2, 3, 1).numpy(), atol=1e-6)
+    pil = pipe(3, num_inference_steps=2, generator=_gen(), output_type="pil")
+    assert len(pil) == 1 and pil[0].size == (8, 8) and pil[0].mode == "L"
+
+
+def test_same_seed_same_images_and_batching(pipe):
+    a = pipe([0, 5, 9], num_inference_steps=4, generator=_gen(3))
+    b = pipe([0, 5, 9], num_inference_steps=4, generator=_gen(3))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, pipe([0, 5, 9], num_inference_steps=4, generator=_gen(4)))
+
+
+@pytest.mark.parametrize("w", [0.0, 1.0, 2.5])
+def test_guidance_matches_direct_sampler_calls(pipe, w):
+    """The pipeline equals the sampler driven by hand with u + w (c - u) (Ho & Salimans eq. 6)."""
+    labels = torch.tensor([4, 7])
+    got = pipe(
+        labels,
+        guidance_scale=w,
+        num_inference_steps=5,
+        method="ddim",
+        generator=_gen(1),
+        autocast=False,
+    )
+
+    def by_hand(x, t, labels):
+        c = pipe.unet(x, t, labels=labels)
+        u = pipe.unet(x, t, labels=torch.full_like(labels, 10))
+        return u + w * (c - u)
+
+    want = sample(
+        by_hand,
+        (2, 1, 8, 8),
+        pipe.schedule,
+        method="ddim",
+        steps=5,
+        prediction="v",
+        generator=_gen(1),
+        cond={"labels": labels},
+        clip_x0=1.0,
+        progress=False,
+    )
+    torch.testing.assert_close(got, want.clamp(-1, 1), atol=2e-5, rtol=1e-4)
+
+
+def test_bad_arguments(pipe):
+    with pytest.raises(ValueError, match="class_labels must lie"):
+        pipe([10])
+    with pytest.raises(ValueError, match="output_type"):
+        pipe([1], output_type="jpg")
+    with pytest.raises(ValueError, match="empty"):
+        pipe([])
+    with pytest.raises(ValueError, match="class-conditional"):
+        ClassToImagePipeline(UNet(unet_preset("tiny", num_classes=None)), pipe.schedule)
+
+
+def test_save_and_load_round_trip(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "p")
+    again = ClassToImagePipeline.from_pretrained(tmp_path / "p")
+    assert again.config["kind"] == "image" and again.config["data"] == "digits8x8"
+    assert again.unet.config == pipe.unet.config and again.prediction == "v"
+    a = pipe([2, 3], num_inference_steps=3, generator=_gen())
+    b = again([2, 3], num_inference_steps=3, generator=_gen())
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_corrupted_weights_give_a_clear_error(pipe, tmp_path):
+    folder = pipe.save_pretrained(tmp_path / "p")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="model.safetensors"):
+        ClassToImagePipeline.from_pretrained(folder)
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        ClassToImagePipeline.from_pretrained(tmp_path / "nothing")
+
+
+def test_wrong_kind_and_mismatched_weights(pipe, tmp_path):
+    import json
+
+    folder = pipe.save_pretrained(tmp_path / "p")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "kind": "clip"}))
+    with pytest.raises(ValueError, match="not an image-diffusion checkpoint"):
+        ClassToImagePipeline.from_pretrained(folder)
+    cfg["unet"]["base_channels"] = 32
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="do not fit"):
+        ClassToImagePipeline.from_pretrained(folder)
+
+
+def test_image_grid_layout():
+    images = torch.stack([torch.full((1, 2, 3), v) for v in (-1.0, 1.0, 0.0)])
+    grid = np.asarray(image_grid(images, nrow=2, padding=1))
+    assert grid.shape == (1 + 2 * 3, 1 + 2 * 4)  # 2 rows of height 2, 2 columns of width 3
+    assert (grid[1:3, 1:4] == 0).all() and (grid[1:3, 5:8] == 255).all()
+    assert (grid[4:6, 1:4] == 128).all()  # 0 in [-1, 1] -> 127.5 -> 128
+    assert (grid[0] == 255).all()  # white padding
+
+
+def test_plan_steps_fits_the_schedule_into_the_budget():
+    plan = plan_steps(minutes=10, seconds_per_step=0.5, max_steps=None, spent_s=30)
+    assert plan.max_steps == int(0.9 * 570 / 0.5)
+    assert plan.max_minutes == pytest.approx(9.5)
+    assert plan_steps(minutes=1, seconds_per_step=9.0, max_steps=77).max_steps == 77
+    with pytest.raises(ValueError, match="max_steps"):
+        plan_steps(minutes=None, seconds_per_step=None, max_steps=None)
+
+
+def test_loss_fn_drops_labels_then_calls_diffusion_loss(pipe):
+    recipe = ImageRecipe(cond_drop=0.5)
+    schedule = pipe.schedule
+    x0 = torch.rand(6, 1, 8, 8) * 2 - 1
+    labels = torch.arange(6)
+    got = image_loss_fn(recipe, schedule, 10)(pipe.unet, (x0, labels), _gen(5))
+    g = _gen(5)
+    drop = torch.rand(6, generator=g) < 0.5  # the same draws, done by hand
+    want = diffusion_loss(
+        pipe.unet,
+        x0,
+        schedule,
+        prediction="v",
+        min_snr_gamma=5.0,
+        generator=g,
+        cond={"labels": torch.where(drop, 10, labels)},
+    )
+    torch.testing.assert_close(got, want)
+    assert 0 < int(drop.sum()) < 6
