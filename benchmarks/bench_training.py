@@ -8,7 +8,7 @@ Two questions, measured side by side (A and B interleaved, medians, process CPU 
 2. How much does the trainer add (data loading, clipping, EMA, LR schedule, logging) over a
    bare ``forward / backward / AdamW.step`` loop with the same model and batch size?
 
-    .venv/bin/python benchmarks/bench_training.py [--steps 12] [--rounds 3] [--batch 64]
+    .venv/bin/python benchmarks/bench_training.py [--steps 6] [--rounds 3] [--batch 32] [--threads N]
 
 A CPU/wall ratio well below the number of threads means the machine was shared while the
 numbers were taken; rerun then.
@@ -120,10 +120,13 @@ def time_bare(precision: str, x: torch.Tensor, steps: int) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=12, help="timed steps per measurement")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     g = torch.Generator().manual_seed(0)
     images = torch.rand(args.batch * 4, 1, 28, 28, generator=g) * 2 - 1
