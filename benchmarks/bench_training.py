@@ -8,7 +8,8 @@ Two questions, measured side by side (A and B interleaved, medians, process CPU 
 2. How much does the trainer add (data loading, clipping, EMA, LR schedule, logging) over a
    bare ``forward / backward / AdamW.step`` loop with the same model and batch size?
 
-    .venv/bin/python benchmarks/bench_training.py [--steps 6] [--rounds 3] [--batch 32] [--threads N]
+    .venv/bin/python benchmarks/bench_training.py [--steps 6] [--rounds 3] [--batch 32]
+                                                  [--threads N]
 
 A CPU/wall ratio well below the number of threads means the machine was shared while the
 numbers were taken; rerun then.
