@@ -87,7 +87,7 @@ class UNetConfig:
 #: Named sizes: tiny for tests, small for the 10-minute CPU demo, base for longer runs.
 UNET_PRESETS: dict[str, dict] = {
     "tiny": dict(base_channels=16, channel_mults=(1, 2), attention_levels=(1,), num_heads=2),
-    "small": dict(base_channels=32, channel_mults=(1, 2, 4), attention_levels=(2,)),
+    "small": dict(base_channels=32, channel_mults=(1, 2, 2), attention_levels=(2,)),
     "base": dict(
         base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention_levels=(1, 2)
     ),

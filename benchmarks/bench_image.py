@@ -1,0 +1,296 @@
+"""Image diffusion on a CPU: the 10-minute target run, quality per NFE, speed against diffusers.
+
+Stages (run all, or pick with --stage; each writes its numbers to --out-dir/<stage>.json):
+
+- ``speed``: training throughput (images/s) of our default U-Net against diffusers'
+  ``UNet2DModel`` of (nearly) equal parameter count, measured interleaved in the same process
+  (rounds A, B, A, B, ...), with bf16 autocast; ours also in fp32 (the bf16 gain). Also the
+  machine share: FLOPs per training step (``torch.utils.flop_counter``) times steps/s, divided
+  by the same run's large-matmul FLOP/s.
+- ``target``: ``synesthesia demo``'s training (preset small, --minutes, default 10), then
+  class-conditional sample accuracy and classifier-FID at guidance 1, 2, 3 with dpmpp_2m and
+  20 steps (100 samples per class), and the demo grid.
+- ``nfe``: the target checkpoint's accuracy and classifier-FID at 10, 20, 50 and 250 network
+  evaluations for ddpm, ddim, dpmpp_2m and heun (guidance 2; heun uses (nfe + 1) // 2 steps).
+
+Every stage records process CPU time / wall time: on 2 cores a ratio well below 2 means the
+machine was shared (contended) while measuring.
+
+    python benchmarks/bench_image.py --stage speed
+    python benchmarks/bench_image.py --stage target --minutes 10
+    python benchmarks/bench_image.py --stage nfe --n-per-class 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from synesthesia.data.images import load_image_splits
+from synesthesia.diffusion import NoiseSchedule
+from synesthesia.metrics import get_evaluator, score_class_conditional
+from synesthesia.nets.unet import UNet, unet_preset
+from synesthesia.pipelines.image import (
+    ClassToImagePipeline,
+    ImageRecipe,
+    image_loss_fn,
+    save_image_grid,
+)
+from synesthesia.pipelines.image_train import ImageTrainOptions, train_class_to_image
+
+
+class Clock:
+    """Wall time and process CPU time since creation."""
+
+    def __init__(self) -> None:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def read(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.wall0
+        cpu = time.process_time() - self.cpu0
+        return {"wall_s": wall, "cpu_s": cpu, "cpu_per_wall": cpu / max(wall, 1e-9)}
+
+
+def _save(out_dir: Path, stage: str, result: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stage}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+# ---------------------------------------------------------------------- speed
+def diffusers_unet(num_classes: int = 10):
+    """diffusers' UNet2DModel sized like our small preset (about 1.1M parameters)."""
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=28,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+        attention_head_dim=16,
+        num_class_embeds=num_classes + 1,
+    )
+
+
+class _DiffusersDenoiser(torch.nn.Module):
+    """diffusers' U-Net behind our denoiser signature ``(x_t, t, labels)``."""
+
+    def __init__(self, net) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, t, labels=None):
+        return self.net(x, t, class_labels=labels).sample
+
+
+def _step_times(model, loss_fn, batch, steps: int, amp: bool, opt, gen) -> list[float]:
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(model, batch, gen)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def train_step_flops(model, loss_fn, batch) -> int:
+    """FLOPs of one training step (forward + backward), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gen = torch.Generator().manual_seed(0)
+    with FlopCounterMode(display=False) as counter:
+        loss = loss_fn(model, batch, gen)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def matmul_flops_per_s(n: int = 2048, repeats: int = 5, dtype=torch.bfloat16) -> float:
+    """Median FLOP/s of an n x n matmul (2 n^3 FLOPs): the machine's practical peak."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+def stage_speed(args) -> dict:
+    clock = Clock()
+    train, _ = load_image_splits("mnist5k")
+    batch = (train.images[: args.batch_size], train.labels[: args.batch_size])
+    loss_fn = image_loss_fn(ImageRecipe(), NoiseSchedule("cosine", 1000), null_class=10)
+    torch.manual_seed(0)
+    contestants = {
+        "ours_bf16": (UNet(unet_preset("small")), True),
+        "diffusers_bf16": (_DiffusersDenoiser(diffusers_unet()), True),
+        "ours_fp32": (UNet(unet_preset("small")), False),
+    }
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, (m, _) in contestants.items()}
+    gen = torch.Generator().manual_seed(0)
+    for name, (model, amp) in contestants.items():  # warm-up (oneDNN kernel selection)
+        _step_times(model, loss_fn, batch, 2, amp, opts[name], gen)
+    times: dict[str, list[float]] = {k: [] for k in contestants}
+    ratios: dict[str, list[float]] = {k: [] for k in contestants}
+    for _ in range(args.rounds):  # interleaved: A, B, C, A, B, C, ...
+        for name, (model, amp) in contestants.items():
+            c = Clock()
+            times[name] += _step_times(model, loss_fn, batch, args.steps, amp, opts[name], gen)
+            ratios[name].append(c.read()["cpu_per_wall"])
+    result: dict = {"batch_size": args.batch_size, "threads": torch.get_num_threads()}
+    for name, (model, _amp) in contestants.items():
+        med = statistics.median(times[name])
+        result[name] = {
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "median_step_s": med,
+            "images_per_s": args.batch_size / med,
+            "cpu_per_wall": statistics.median(ratios[name]),
+        }
+    ours = result["ours_bf16"]["images_per_s"]
+    result["speedup_vs_diffusers"] = ours / result["diffusers_bf16"]["images_per_s"]
+    result["bf16_speedup"] = ours / result["ours_fp32"]["images_per_s"]
+
+    # Machine share: model FLOP/s over the large-matmul FLOP/s of the same run.
+    flops = train_step_flops(contestants["ours_bf16"][0], loss_fn, batch)
+    peak_bf16 = matmul_flops_per_s(dtype=torch.bfloat16)
+    peak_fp32 = matmul_flops_per_s(dtype=torch.float32)
+    achieved = flops / result["ours_bf16"]["median_step_s"]
+    d_model = contestants["diffusers_bf16"][0]
+    d_flops = train_step_flops(d_model, loss_fn, batch)
+    result["flops"] = {
+        "ours_per_step": flops,
+        "ours_per_image": flops / args.batch_size,
+        "diffusers_per_step": d_flops,
+        "ours_achieved_flop_s": achieved,
+        "matmul_bf16_flop_s": peak_bf16,
+        "matmul_fp32_flop_s": peak_fp32,
+        "utilisation_vs_bf16_matmul": achieved / peak_bf16,
+        "diffusers_utilisation_vs_bf16_matmul": d_flops
+        / result["diffusers_bf16"]["median_step_s"]
+        / peak_bf16,
+    }
+    result["clock"] = clock.read()
+    return result
+
+
+# ---------------------------------------------------------------------- quality
+def _generator_fn(pipe, guidance: float, steps: int, method: str):
+    def generate(labels, gen):
+        return pipe(
+            labels, guidance_scale=guidance, num_inference_steps=steps, method=method, generator=gen
+        )
+
+    return generate
+
+
+def stage_target(args) -> dict:
+    clock = Clock()
+    train, val = load_image_splits("mnist5k")
+    evaluator, ev_config = get_evaluator(train, val, progress=False)
+    options = ImageTrainOptions(
+        out_dir=str(args.run_dir), minutes=args.minutes, seed=args.seed, progress=False
+    )
+    train_clock = Clock()
+    pipe, res, plan = train_class_to_image(train, options)
+    trained = train_clock.read()
+    result: dict = {
+        "minutes": args.minutes,
+        "train": {
+            "steps": res.step,
+            "planned_steps": plan["max_steps"],
+            "stopped": res.stopped,
+            "images_per_s": res.items_per_s,
+            "batch_size": options.batch_size,
+            "parameters": sum(p.numel() for p in pipe.unet.parameters()),
+            **trained,
+        },
+        "evaluator": {k: ev_config.get(k) for k in ("val_accuracy", "val_size", "trusted")},
+        "scores": {},
+    }
+    for guidance in (1.0, 2.0, 3.0):
+        c = Clock()
+        s = score_class_conditional(
+            _generator_fn(pipe, guidance, 20, "dpmpp_2m"), evaluator, val, args.n_target, args.seed
+        )
+        result["scores"][f"dpmpp_2m_20_g{guidance:g}"] = {**s, **c.read()}
+        print(f"guidance {guidance}: {s}", flush=True)
+    grid = pipe(
+        torch.arange(10).repeat_interleave(10),
+        guidance_scale=2.0,
+        num_inference_steps=20,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    save_image_grid(grid, args.grid, nrow=10, scale=2)
+    result["clock"] = clock.read()
+    return result
+
+
+def stage_nfe(args) -> dict:
+    clock = Clock()
+    train, val = load_image_splits("mnist5k")
+    evaluator, _ = get_evaluator(train, val, progress=False)
+    pipe = ClassToImagePipeline.from_pretrained(Path(args.run_dir) / "checkpoint")
+    result: dict = {"guidance": args.guidance, "n_per_class": args.n_per_class, "rows": []}
+    for nfe in args.nfe:
+        for method in ("ddpm", "ddim", "dpmpp_2m", "heun"):
+            steps = (nfe + 1) // 2 if method == "heun" else nfe
+            c = Clock()
+            s = score_class_conditional(
+                _generator_fn(pipe, args.guidance, steps, method),
+                evaluator,
+                val,
+                args.n_per_class,
+                args.seed,
+            )
+            row = {"method": method, "nfe": nfe, "steps": steps, **s, **c.read()}
+            result["rows"].append(row)
+            print(
+                f"{method:9s} nfe {nfe:4d}: acc {s['sample_accuracy']:.3f} "
+                f"fid {s['classifier_fid']:.2f} ({row['wall_s']:.0f} s, "
+                f"cpu/wall {row['cpu_per_wall']:.2f})",
+                flush=True,
+            )
+            _save(Path(args.out_dir), "nfe.partial", result)
+    result["clock"] = clock.read()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", choices=("speed", "target", "nfe", "all"), default="all")
+    parser.add_argument("--out-dir", default="benchmarks/out/image")
+    parser.add_argument("--run-dir", default="runs/bench-image")
+    parser.add_argument("--grid", default="docs/img/demo_grid.png")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4, help="training steps per speed round")
+    parser.add_argument("--n-target", type=int, default=100, help="samples per class (target)")
+    parser.add_argument("--n-per-class", type=int, default=30, help="samples per class (nfe)")
+    parser.add_argument("--nfe", type=int, nargs="+", default=[10, 20, 50, 250])
+    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    stages = ("speed", "target", "nfe") if args.stage == "all" else (args.stage,)
+    for stage in stages:
+        result = {"speed": stage_speed, "target": stage_target, "nfe": stage_nfe}[stage](args)
+        _save(Path(args.out_dir), stage, result)
+
+
+if __name__ == "__main__":
+    main()
