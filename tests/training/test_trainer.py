@@ -110,11 +110,14 @@ def _crash_at(n: int, exc: type[BaseException]):
     return loss_fn
 
 
-@pytest.mark.parametrize("how", ["crash", "keyboard_interrupt"])
-def test_resume_reproduces_uninterrupted_run_exactly(tmp_path, data, how):
+@pytest.mark.parametrize(
+    "how, precision",
+    [("crash", "no"), ("keyboard_interrupt", "no"), ("keyboard_interrupt", "bf16")],
+)
+def test_resume_reproduces_uninterrupted_run_exactly(tmp_path, data, how, precision):
     # 4 batches per epoch, 14 steps: the run crosses 3 epoch boundaries; dropout, input noise
     # from the trainer's generator and an RNG-consuming eval all have to be restored.
-    kw = dict(max_steps=14, eval_every=4)
+    kw = dict(max_steps=14, eval_every=4, mixed_precision=precision)
     ref_trainer = Trainer(make_model(), noisy_mse, data, config(tmp_path / "ref", **kw), {})
     reference = ref_trainer.fit()
 
