@@ -70,27 +70,30 @@ def grounding_scores(
     emb = model.embed_images(images)
     out: dict[str, dict[str, float]] = {}
     plain = {"thickness_word": "", "slant_word": "", "size_word": ""}
+    templates = range(len(CAPTION_TEMPLATES))
     for key, word, opposite in pairs:
         idx = np.flatnonzero(np.asarray(attrs[key]) == word)
         if len(idx) == 0:
             continue
         lab = labels[torch.from_numpy(idx)]
+        e = emb[torch.from_numpy(idx)]
+        # one caption per (digit, template) and word: embed the 10 x T of each, then look up
         margins = torch.zeros(len(idx))
-        for t in range(len(CAPTION_TEMPLATES)):
-            texts_w, texts_o = [], []
-            for c in lab.tolist():
-                texts_w.append(caption(c, {**plain, key: word}, t))
-                texts_o.append(caption(c, {**plain, key: opposite}, t))
-            e = emb[torch.from_numpy(idx)]
-            margins += (e * model.embed_texts(texts_w)).sum(1) - (
-                e * model.embed_texts(texts_o)
-            ).sum(1)
-        margins /= len(CAPTION_TEMPLATES)
+        for w, sign in ((word, 1.0), (opposite, -1.0)):
+            texts = [caption(c, {**plain, key: w}, t) for c in range(10) for t in templates]
+            table = model.embed_texts(texts).reshape(10, len(templates), -1).mean(1)
+            margins += sign * (e * table[lab]).sum(1)
         out[f"{word}_vs_{opposite}"] = {
             "accuracy": float((margins > 0).float().mean()),
             "mean_margin": float(margins.mean()),
             "n": len(idx),
         }
+    # balanced over the two directions: a model that prefers one word for every image scores 0.5
+    for key, word, opposite in pairs:
+        a, b = out.get(f"{word}_vs_{opposite}"), out.get(f"{opposite}_vs_{word}")
+        name = f"balanced_{key.removesuffix('_word')}"
+        if a is not None and b is not None and name not in out:
+            out[name] = {"accuracy": 0.5 * (a["accuracy"] + b["accuracy"]), "n": a["n"] + b["n"]}
     return out
 
 
@@ -221,7 +224,9 @@ def plot_joint_space_png(model, world, path: str | Path, text_clf=None, per_clas
         embeddings["text"] = text_clf.class_embeddings
         labels["text"] = torch.arange(10)
     fig, ax = plt.subplots(figsize=(6.5, 6))
-    plot_joint_space(embeddings, labels, method="pca", ax=ax, class_names=None)
+    plot_joint_space(
+        embeddings, labels, method="pca", ax=ax, class_names=[str(d) for d in range(10)]
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -265,7 +270,11 @@ def format_table(results: dict[str, Any]) -> str:
                 (name, f"{pct(m['R@1'])}  R@5 {pct(m['R@5'])}  median rank {m['median_rank']:.0f}")
             )
     for key, entry in results.get("grounding", {}).items():
-        rows.append((f"grounding {key.replace('_vs_', ' > ')}", pct(entry["accuracy"])))
+        if key.startswith("balanced_"):
+            name = f"grounding {key.removeprefix('balanced_')} words (balanced, chance 50 %)"
+        else:
+            name = f"  {key.replace('_vs_', ' > ')}"
+        rows.append((name, pct(entry["accuracy"])))
     for key, value in results.get("baselines", {}).items():
         rows.append((f"baseline: {key.replace('_', ' ')}", pct(value)))
     width = max((len(r[0]) for r in rows), default=0)
