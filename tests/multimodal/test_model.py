@@ -108,3 +108,16 @@ def test_embed_images_rejects_unscaled_pixels():
     model = JointEmbeddingModel(tiny_config())
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         model.embed_images(torch.full((1, 1, 28, 28), 255.0))
+
+
+def test_default_vocabulary_knows_every_caption_word():
+    from synesthesia.data.captions import VOCABULARY
+    from synesthesia.multimodal.zeroshot import DIGIT_TEMPLATES, digit_class_prompts
+
+    model = JointEmbeddingModel(tiny_config(modalities=("image", "text")))
+    assert model.tokenizer.unknown_words(" ".join(VOCABULARY)) == []
+    prompts = [
+        t.format(s) for t in DIGIT_TEMPLATES for v in digit_class_prompts().values() for s in v
+    ]
+    assert all(model.tokenizer.unknown_words(p) == [] for p in prompts)
+    assert model.tokenizer.unknown_words("a purple seven") == ["purple"]

@@ -61,3 +61,23 @@ def test_fill_template_fixes_the_article():
     assert fill_template("an image of a {}", "8") == "an image of an 8"
     assert fill_template("a {}", "one") == "a one"
     assert fill_template("the number {}", "7") == "the number 7"
+
+
+class _FakeAudioModel:
+    """Embeds a waveform by its mean (+ or -) on axis 0 and its sample rate on axis 1."""
+
+    def embed_audio(self, waves, sample_rate):
+        out = torch.stack([torch.tensor([float(w.mean()), 0.1]) for w in waves])
+        return out / out.norm(dim=1, keepdim=True)
+
+
+def test_from_audio_averages_spoken_prompts():
+    clips = {
+        "up": [torch.full((100,), 1.0), torch.full((80,), 2.0)],
+        "down": [torch.full((50,), -1.0)],
+    }
+    clf = ZeroShotClassifier.from_audio(_FakeAudioModel(), clips, sample_rate=8000)
+    assert clf.class_names == ["up", "down"]
+    assert clf.predict(torch.tensor([[0.5, 0.1], [-3.0, 0.0]])).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="no recordings"):
+        ZeroShotClassifier.from_audio(_FakeAudioModel(), {"up": [], "down": clips["down"]}, 8000)
