@@ -57,7 +57,14 @@ EvalFn = Callable[[nn.Module, int, Path], "dict[str, float] | None"]
 
 STATE_FORMAT = 1
 # Settings that may change between a run and its resumption without changing the trajectory.
-_FREE_TO_CHANGE = {"out_dir", "max_minutes", "progress", "log_every", "checkpoint_every"}
+_FREE_TO_CHANGE = {
+    "out_dir",
+    "max_minutes",
+    "progress",
+    "log_every",
+    "checkpoint_every",
+    "eval_every",
+}
 
 
 class NonFiniteLossError(FloatingPointError, ValueError):
@@ -70,6 +77,8 @@ def resolve_mixed_precision(mode: str, device: torch.device | str) -> str:
     On CUDA: when the GPU supports bf16. On a CPU: when oneDNN reports native bf16 support
     (AVX512-BF16 or AMX), where ``benchmarks/bench_training.py`` measured the speed-up.
     """
+    if mode not in ("auto", "no", "bf16"):
+        raise ValueError(f"mixed_precision must be 'auto', 'no' or 'bf16', got {mode!r}")
     if mode != "auto":
         return mode
     device = torch.device(device)
