@@ -401,3 +401,22 @@ def test_weight_decay_spares_biases(tmp_path, data):
     # decoupled weight decay (Loshchilov & Hutter 2019): p <- p * (1 - lr * wd)
     torch.testing.assert_close(model.weight.detach(), w0 * (1 - 0.1 * 0.5))
     assert torch.equal(model.bias.detach(), b0)
+
+
+def test_second_sigint_stops_at_once_and_resumes_exactly(tmp_path, data):
+    reference = Trainer(make_model(), noisy_mse, data, config(tmp_path / "ref", max_steps=8), {})
+    expected = reference.fit().losses
+
+    def loss_fn(model, batch, generator):
+        loss_fn.calls += 1
+        out = noisy_mse(model, batch, generator)
+        if loss_fn.calls == 4:  # two presses during step 4: the second raises right here
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    loss_fn.calls = 0
+    first = Trainer(make_model(), loss_fn, data, config(tmp_path / "run", max_steps=8), {}).fit()
+    assert first.stopped == "interrupted" and first.step == 3  # step 4 was abandoned
+    rest = Trainer(make_model(seed=9), noisy_mse, data, config(tmp_path / "run", max_steps=8), {})
+    assert first.losses + rest.fit(resume=True).losses == expected
