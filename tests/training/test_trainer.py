@@ -333,17 +333,18 @@ def test_max_minutes_stops_and_saves(tmp_path, data):
     assert state["step"] == result.step
 
 
-def test_sigint_finishes_the_step_saves_and_resumes(tmp_path, data):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_finishes_the_step_saves_and_resumes(tmp_path, data, sig):
     def loss_fn(model, batch, generator):
         loss_fn.calls += 1
         if loss_fn.calls == 5:
-            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C
+            os.kill(os.getpid(), sig)  # as if the user pressed Ctrl-C / the scheduler preempted
         return noisy_mse(model, batch, generator)
 
     loss_fn.calls = 0
-    previous = signal.getsignal(signal.SIGINT)
+    previous = signal.getsignal(sig)
     result = Trainer(make_model(), loss_fn, data, config(tmp_path, max_steps=8), {}).fit()
-    assert signal.getsignal(signal.SIGINT) is previous
+    assert signal.getsignal(sig) is previous
     assert result.stopped == "interrupted" and result.step == 5
     rest = Trainer(make_model(), noisy_mse, data, config(tmp_path, max_steps=8), {})
     assert rest.fit(resume=True).step == 8

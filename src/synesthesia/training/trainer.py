@@ -109,33 +109,39 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class _Interrupt:
-    """First Ctrl-C: ask the loop to stop after the current step; second: raise at once."""
+    """First Ctrl-C (SIGINT) or SIGTERM: stop after the current step; second: raise at once.
+
+    SIGTERM is what schedulers (SLURM preemption, ``kill``) send: the run saves and stops
+    instead of dying mid-step.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
-        self._installed = False
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(
-            "\ntraining: Ctrl-C received; finishing this step and saving a checkpoint "
+            f"\ntraining: {name} received; finishing this step and saving a checkpoint "
             "(press Ctrl-C again to stop at once)",
             flush=True,
         )
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
 
 
 class Trainer:
