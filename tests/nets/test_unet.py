@@ -126,21 +126,21 @@ def test_unet_with_context_cross_attention():
 
 
 def test_unet_overfits_a_batch_of_eight():
-    net = _tiny()
+    net = _tiny(image_size=16)
     g = torch.Generator().manual_seed(0)
-    x0 = torch.rand(8, 1, 28, 28, generator=g) * 2 - 1
-    noise = torch.randn(8, 1, 28, 28, generator=g)
+    x0 = torch.rand(8, 1, 16, 16, generator=g) * 2 - 1
+    noise = torch.randn(8, 1, 16, 16, generator=g)
     t = torch.randint(0, 1000, (8,), generator=g).float()
     labels = torch.arange(8)
     abar = torch.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2  # cosine schedule
     x_t = abar.sqrt()[:, None, None, None] * x0 + (1 - abar).sqrt()[:, None, None, None] * noise
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     losses = []
-    for _ in range(100):
+    for _ in range(40):
         loss = (net(x_t, t, labels) - noise).pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[0] > 0.9  # a zero prediction of unit noise
-    assert min(losses[-10:]) < losses[0] / 10
+    assert min(losses[-5:]) < losses[0] / 10
