@@ -114,7 +114,9 @@ class _Block(nn.Module):
             else None
         )
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None):
+    def forward(
+        self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None
+    ) -> torch.Tensor:
         x = self.res(x, emb)
         if self.attn is not None:
             x = self.attn(x)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -97,7 +98,7 @@ class ClassToImagePipeline:
         return self
 
     # ------------------------------------------------------------------ generate
-    def denoiser(self, autocast: bool = True):
+    def denoiser(self, autocast: bool = True) -> Callable[..., torch.Tensor]:
         """The U-Net as a sampler denoiser ``(x_t, t, labels) -> prediction`` (float32 out)."""
 
         def call(x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -227,7 +228,9 @@ ImagePipeline = ClassToImagePipeline
 
 
 # ---------------------------------------------------------------------- training recipe
-def image_loss_fn(recipe: ImageRecipe, schedule: NoiseSchedule, null_class: int):
+def image_loss_fn(
+    recipe: ImageRecipe, schedule: NoiseSchedule, null_class: int
+) -> Callable[..., torch.Tensor]:
     """The trainer's ``loss_fn(model, batch, generator)``: diffusion loss with label dropout."""
 
     def loss_fn(model, batch, generator: torch.Generator):
@@ -263,7 +266,7 @@ def build_model_config(unet_config: UNetConfig, recipe: ImageRecipe, data: str) 
 
 def measure_step_time(
     model: UNet,
-    loss_fn,
+    loss_fn: Callable[..., torch.Tensor],
     batch: tuple[torch.Tensor, torch.Tensor],
     steps: int = 4,
     warmup: int = 2,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +29,9 @@ from synesthesia.pipelines.image import (
     measure_step_time,
     plan_steps,
 )
+
+if TYPE_CHECKING:
+    from synesthesia.training import TrainResult
 
 
 @dataclass
@@ -55,8 +60,8 @@ def train_class_to_image(
     train: ImageSet,
     options: ImageTrainOptions,
     resume: bool = False,
-    eval_fn=None,
-):
+    eval_fn: Callable[..., dict] | None = None,
+) -> tuple[ClassToImagePipeline, TrainResult, dict]:
     """Train (or resume) a model on ``train``; returns ``(pipeline, TrainResult, plan dict)``.
 
     ``pipeline`` uses the EMA weights. The run folder ``options.out_dir`` gets
