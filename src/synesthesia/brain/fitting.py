@@ -232,6 +232,7 @@ class _Objective:
             self.counts = torch.as_tensor(counts)
         self.grid = None
         self.richardson = True
+        self.max_nodes = 30_000  # bounds the cost of one likelihood evaluation
 
     def rebuild(
         self, params: dict[str, float], nodes_per_sigma: float, richardson: bool = True
@@ -239,7 +240,9 @@ class _Objective:
         self.richardson = richardson
         model = CausalInference(**params)
         stim = self.cond if self.report.kind == "discrete" else self.trials.stimuli
-        self.grid = make_grid(stim, model, self.strategy, self.report, nodes_per_sigma)
+        self.grid = make_grid(
+            stim, model, self.strategy, self.report, nodes_per_sigma, self.max_nodes
+        )
 
     def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         model = CausalInference(**params)
@@ -295,7 +298,7 @@ def fit_causal_inference(
     bounds: dict[str, tuple[float, float]] | None = None,
     n_starts: int = 3,
     seed: int = 0,
-    nodes_per_sigma: float = 4.0,
+    nodes_per_sigma: float = 3.0,
     compute_se: bool = True,
     progress: bool = False,
 ) -> FitResult:
@@ -385,39 +388,62 @@ def fit_causal_inference(
         calls.append(1)
         return float(val.detach()), g.numpy()
 
+    sig_index = [i for i, k in enumerate(free_names) if k in ("sigma_v", "sigma_a")]
+
     def run(z0: np.ndarray, nps: float, fine: bool) -> tuple[np.ndarray, float, bool]:
-        objective.rebuild(as_floats(assemble(torch.as_tensor(z0))), nps, richardson=fine)
-        opts = {"maxiter": 400, "ftol": 1e-10, "gtol": 1e-5} if fine else {"ftol": 1e-6}
-        res = minimize(f_and_g, z0, jac=True, method="L-BFGS-B", bounds=zb, options=opts)
-        return res.x, float(res.fun), bool(res.success)
+        """L-BFGS-B on a grid sized for the current noise; the sensory sigmas may move by at
+        most a factor 2 per grid (a trust region: the quadrature is accurate there), and the
+        grid is rebuilt and the search resumed while a sigma presses on that limit."""
+        z = z0.copy()
+        opts = {"maxiter": 400, "ftol": 1e-10, "gtol": 1e-5} if fine else {"ftol": 1e-5}
+        for _ in range(8):
+            objective.rebuild(as_floats(assemble(torch.as_tensor(z))), nps, richardson=fine)
+            local = list(zb)
+            for i in sig_index:
+                local[i] = (
+                    max(zb[i][0], z[i] - math.log(2.0)),
+                    min(zb[i][1], z[i] + math.log(2.0)),
+                )
+            res = minimize(f_and_g, z, jac=True, method="L-BFGS-B", bounds=local, options=opts)
+            pressed = any(
+                min(abs(res.x[i] - local[i][0]), abs(res.x[i] - local[i][1])) < 1e-6
+                and not min(abs(res.x[i] - zb[i][0]), abs(res.x[i] - zb[i][1])) < 1e-6
+                for i in sig_index
+            )
+            moved = max((abs(res.x[i] - z[i]) for i in sig_index), default=0.0)
+            z = res.x
+            if not pressed and (not fine or moved < math.log(1.15)):
+                break
+        return z, float(res.fun), bool(res.success)
 
     calls: list[int] = []
     rng = np.random.default_rng(seed)
     starts = [np.array([_to_z(k, init[k]) for k in free_names])]
+    # further starts: jitter the first within a factor 3 (sigmas), +-1.5 logits (p_common),
+    # +-20% of the bound range (others), clipped to the bounds
+    lo = np.array([b[0] for b in zb])
+    hi = np.array([b[1] for b in zb])
+    width = np.array(
+        [
+            math.log(3.0) if k in _LOG else (1.5 if k == "p_common" else 0.2 * (hi[i] - lo[i]))
+            for i, k in enumerate(free_names)
+        ]
+    )
     for _ in range(n_starts - 1):
-        lo = np.array([b[0] for b in zb])
-        hi = np.array([b[1] for b in zb])
-        starts.append(lo + (hi - lo) * (0.2 + 0.6 * rng.random(len(zb))))
+        jitter = width * rng.uniform(-1.0, 1.0, len(zb))
+        starts.append(np.clip(starts[0] + jitter, lo + 1e-9, hi - 1e-9))
     t0, c0 = time.perf_counter(), time.process_time()
     with _single_thread():
         results = []
         bar = _progress(starts, progress)
         for z0 in bar:
             # stage 1: every start on a coarse grid
-            results.append(run(z0, 0.5 * nodes_per_sigma, fine=False))
+            results.append(run(z0, min(2.0, nodes_per_sigma), fine=False))
         start_nlls = [r[1] for r in results]
         n_stage1 = len(calls)
         best = min(results, key=lambda r: r[1])
         # stage 2: polish the best on a grid rebuilt at its parameters, until it settles
-        z, fun, ok = best
-        sig_index = [i for i, k in enumerate(free_names) if k in ("sigma_v", "sigma_a")]
-        for _ in range(3):
-            z_new, fun, ok = run(z, nodes_per_sigma, fine=True)
-            # the grid was sized for the start's noise; rebuild only if that moved by > 15%
-            moved = max((abs(z_new[i] - z[i]) for i in sig_index), default=0.0)
-            z = z_new
-            if moved < math.log(1.15):
-                break
+        z, fun, ok = run(best[0], nodes_per_sigma, fine=True)
         objective.rebuild(as_floats(assemble(torch.as_tensor(z))), nodes_per_sigma)
         zt = torch.as_tensor(z)
         nll = float(objective(assemble(zt)))

@@ -91,6 +91,7 @@ def plot_mcgurk(table: dict, syllables: Sequence[str] = ("ba", "da", "ga"), ax=N
     ax.set_xticks(range(len(keys)))
     ax.set_xticklabels([f"A{a}\nV{v}" for a, v in keys], fontsize=7)
     ax.set_ylabel("response proportion")
+    ax.set_ylim(0, 1.2)
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=7, ncol=3, loc="upper center")
     return ax

@@ -78,7 +78,8 @@ class Grid:
     """A regular grid over the measurements, shared by all stimulus conditions.
 
     stimuli: (C, N) stimulus values; sigmas: sensory noise used to size the grid (axis m has
-    step sigma_m / nodes_per_sigma and covers the stimulus range +- span sigma_m). With
+    step sigma_m / nodes_per_sigma and covers the stimulus range +- span sigma_m; steps grow
+    evenly when that would exceed ``max_nodes``). With
     ``common_step`` every axis takes the smallest step: needed when a threshold on p(C=1|x)
     (selection, unity reports under averaging) makes features as narrow as the finest cue.
     """
@@ -89,7 +90,7 @@ class Grid:
         sigmas: np.ndarray,
         nodes_per_sigma: float = 4.0,
         span: float = 5.5,
-        max_nodes: int = 2_000_000,
+        max_nodes: int = 250_000,
         common_step: bool = False,
     ) -> None:
         st = np.asarray(stimuli, dtype=np.float64)
@@ -98,8 +99,12 @@ class Grid:
             raise ValueError(f"stimuli: need shape (conditions, {sg.size}), got {st.shape}")
         if nodes_per_sigma <= 0 or span <= 0:
             raise ValueError("nodes_per_sigma and span: must be > 0")
-        steps = np.full_like(sg, sg.min()) if common_step else sg
-        self.steps = torch.as_tensor(steps / nodes_per_sigma)
+        steps = (np.full_like(sg, sg.min()) if common_step else sg) / nodes_per_sigma
+        extent = np.ptp(st, axis=0) + 2 * span * sg
+        count = np.prod(np.ceil(extent / steps) + 1)
+        if count > max_nodes:  # coarsen evenly rather than run out of time or memory
+            steps = steps * (count / max_nodes) ** (1.0 / sg.size)
+        self.steps = torch.as_tensor(steps)
         self.uniques: list[torch.Tensor] = []
         self.index: list[torch.Tensor] = []
         self.axes: list[torch.Tensor] = []
@@ -113,12 +118,6 @@ class Grid:
             centre, half = 0.5 * (lo + hi), 0.5 * (n - 1) * step
             self.axes.append(torch.linspace(centre - half, centre + half, n, dtype=torch.float64))
         self.sizes = tuple(int(a.numel()) for a in self.axes)
-        total = math.prod(self.sizes)
-        if total > max_nodes:
-            raise ValueError(
-                f"quadrature grid of {total} nodes exceeds max_nodes={max_nodes}; "
-                "lower nodes_per_sigma or the span"
-            )
         mesh = torch.meshgrid(*self.axes, indexing="ij")
         self.points = torch.stack([g.reshape(-1) for g in mesh], dim=-1)  # (G, N)
 
@@ -127,8 +126,7 @@ class Grid:
         out = []
         for m, (u, ax) in enumerate(zip(self.uniques, self.axes)):
             z = (ax[None, :] - u[:, None]) / sigmas[m]
-            w = torch.exp(-0.5 * z * z)
-            out.append(w / w.sum(-1, keepdim=True))
+            out.append(torch.softmax(-0.5 * z * z, dim=-1))  # normalised, underflow-safe
         return out
 
 
@@ -138,13 +136,19 @@ def needs_common_step(strategy: str, report: Report) -> bool:
 
 
 def make_grid(
-    stimuli: np.ndarray, model: CausalInference, strategy: str, report: Report, nodes_per_sigma
+    stimuli: np.ndarray,
+    model: CausalInference,
+    strategy: str,
+    report: Report,
+    nodes_per_sigma: float,
+    max_nodes: int = 250_000,
 ) -> Grid:
     """The quadrature grid suited to a model, strategy and report."""
     return Grid(
         stimuli,
         model.sigmas.detach().numpy(),
         nodes_per_sigma,
+        max_nodes=max_nodes,
         common_step=needs_common_step(strategy, report),
     )
 
