@@ -81,14 +81,14 @@ def _mc_table(m, cond, levels, strategy, n, seed):
 
 
 @pytest.mark.parametrize(
-    "strategy,lapse,motor",
-    [("averaging", 0.0, 0.0), ("selection", 0.0, 0.0), ("matching", 0.05, 1.5)],
+    "strategy,lapse,motor,nps",
+    [("averaging", 0.0, 0.0, 6), ("selection", 0.0, 0.0, 6), ("matching", 0.05, 1.5, 4)],
 )
-def test_quadrature_response_probabilities_agree_with_monte_carlo(strategy, lapse, motor):
+def test_quadrature_response_probabilities_agree_with_monte_carlo(strategy, lapse, motor, nps):
     m = koerding_observer(lapse=lapse, sigma_motor=motor)
     levels = np.array([-10.0, -5.0, 0.0, 5.0, 10.0])
     cond = np.array([[-10.0, 10.0], [0.0, 5.0], [5.0, -10.0], [10.0, 10.0]])
-    p = m.response_probabilities(cond, levels, strategy, unity=True, nodes_per_sigma=6)
+    p = m.response_probabilities(cond, levels, strategy, unity=True, nodes_per_sigma=nps)
     assert p.shape == (4, 5, 5, 2)
     np.testing.assert_allclose(p.sum((1, 2, 3)), 1.0, atol=1e-12)
     n = 40_000
