@@ -318,6 +318,7 @@ def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
     :meth:`JointEmbeddingModel.from_pretrained`). ``resume=True`` continues the run in
     ``out_dir`` with its saved model config and schedule.
     """
+    import dataclasses
     import json
 
     from synesthesia.multimodal.evaluate import build_world_for
@@ -345,8 +346,26 @@ def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
             raise FileNotFoundError(f"{ckpt}: no checkpoint to resume (train without resume)")
         config = JointEmbeddingConfig.from_dict(json.loads((ckpt / "config.json").read_text()))
         state_file = ckpt / "train" / "trainer_state.json"
-        if max_steps is None and state_file.is_file():
-            max_steps = int(json.loads(state_file.read_text())["config"]["max_steps"])
+        saved = json.loads(state_file.read_text())["config"] if state_file.is_file() else {}
+        if max_steps is None and "max_steps" in saved:
+            max_steps = int(saved["max_steps"])
+        # the data and optimiser settings of the run being resumed, not of the options
+        info = config.training_data
+        options = dataclasses.replace(
+            options,
+            batch_size=int(saved.get("batch_size", options.batch_size)),
+            lr=float(saved.get("lr", options.lr)),
+            weight_decay=float(saved.get("weight_decay", options.weight_decay)),
+            n_speech=int(info.get("n_speech", options.n_speech)),
+            seed=int(info.get("seed", options.seed)),
+            fsdd_speakers=tuple(info.get("fsdd_train_speakers", options.fsdd_speakers)),
+        )
+        fsdd_val = tuple(info.get("fsdd_val_speakers", fsdd_val))
+        if options.fsdd_speakers and not options.fsdd_folder:
+            raise ValueError(
+                f"the run in {out} trained on FSDD speakers {list(options.fsdd_speakers)}: "
+                "give the FSDD folder again to resume it"
+            )
     else:
         config = JointEmbeddingConfig(
             modalities=tuple(options.modalities),
