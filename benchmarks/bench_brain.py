@@ -1,0 +1,203 @@
+"""Benchmark of synesthesia.brain: accuracy of the closed forms and the quadrature, fitting
+speed, and parameter recovery side by side with the PyPI package bcitoolbox (bench extra).
+
+    .venv/bin/python benchmarks/bench_brain.py [--subjects 20] [--bci-nsim 10000] [--quick]
+
+Every timing records process CPU time and wall time; a CPU/wall ratio well below the number of
+threads in use (here 1: fits run single-threaded) means the shared cores were contended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import torch
+from scipy import integrate
+from scipy.stats import norm
+
+from synesthesia.brain import (
+    KOERDING_2007,
+    KOERDING_POSITIONS,
+    CausalInference,
+    fit_causal_inference,
+    koerding_observer,
+    simulate_trials,
+)
+from synesthesia.brain.paradigms import full_design
+
+PARAMS = ("sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common")
+BCI_NAMES = {
+    "sigma_v": "sigma_visual",
+    "sigma_a": "sigma_auditory",
+    "sigma_p": "sigma_prior",
+    "mu_p": "mu_prior",
+    "p_common": "p_common",
+}
+
+
+def _brute(x: np.ndarray, sig: np.ndarray, sp: float, mp: float, pc: float) -> tuple:
+    """p(x|C=1), p(x|C=2), p(C=1|x) and E[s_0|x] by scipy.quad in float64 (independent)."""
+    q = {"epsabs": 0, "epsrel": 1e-12, "limit": 400}
+
+    def joint(s):
+        return np.prod(norm.pdf(x, s, sig)) * norm.pdf(s, mp, sp)
+
+    def one(s, xi, si):
+        return norm.pdf(xi, s, si) * norm.pdf(s, mp, sp)
+
+    l1 = integrate.quad(joint, -300, 300, points=[mp, *x], **q)[0]
+    m1 = integrate.quad(lambda s: s * joint(s), -300, 300, points=[mp, *x], **q)[0]
+    l2 = 1.0
+    for xi, si in zip(x, sig):
+        l2 *= integrate.quad(one, -300, 300, args=(xi, si), points=[mp, xi], **q)[0]
+    z0 = integrate.quad(one, -300, 300, args=(x[0], sig[0]), points=[mp, x[0]], **q)[0]
+    m2 = integrate.quad(lambda s: s * one(s, x[0], sig[0]), -300, 300, points=[mp, x[0]], **q)[0]
+    post = pc * l1 / (pc * l1 + (1 - pc) * l2)
+    return l1, l2, post, post * m1 / l1 + (1 - post) * m2 / z0
+
+
+def closed_forms(n_points: int = 40, seed: int = 0) -> dict:
+    """Max |error| of log p(x|C), p(C=1|x) and the averaging estimate against scipy.quad."""
+    rng = np.random.default_rng(seed)
+    errs = {"log_p_common": 0.0, "log_p_separate": 0.0, "posterior": 0.0, "estimate": 0.0}
+    for n_mod in (2, 3):
+        sig = np.array([2.14, 9.2, 5.0][:n_mod])
+        sp, mp, pc = 12.3, 0.7, 0.28
+        m = CausalInference(sigmas=list(sig), sigma_p=sp, mu_p=mp, p_common=pc)
+        for _ in range(n_points // 2):
+            x = rng.normal(0, 15, n_mod)
+            l1, l2, post, est = _brute(x, sig, sp, mp, pc)
+            pairs = {
+                "log_p_common": (m.log_likelihood_common(x), np.log(l1)),
+                "log_p_separate": (m.log_likelihood_separate(x), np.log(l2)),
+                "posterior": (m.posterior_common(x), post),
+                "estimate": (m.estimate(x)[0], est),
+            }
+            for k, (a, b) in pairs.items():
+                errs[k] = max(errs[k], float(abs(a - b)))
+    return errs
+
+
+def quadrature_vs_mc(n: int, seed: int = 0) -> dict:
+    """Koerding design, joint buttons + unity: quadrature against Monte Carlo, per strategy."""
+    lv = np.array(KOERDING_POSITIONS)
+    cond = full_design(lv, lv)
+    out = {}
+    for strategy in ("averaging", "selection", "matching"):
+        m = koerding_observer()
+        t = time.process_time()
+        p = m.response_probabilities(cond, lv, strategy, unity=True, nodes_per_sigma=6)
+        t_quad = time.process_time() - t
+        ref = m.response_probabilities(cond, lv, strategy, unity=True, nodes_per_sigma=12)
+        conv = {
+            nps: float(
+                np.abs(
+                    m.response_probabilities(cond, lv, strategy, nodes_per_sigma=nps) - ref.sum(-1)
+                ).max()
+            )
+            for nps in (2, 3, 4, 6)
+        }
+        sim = m.simulate(cond, n, strategy, torch.Generator().manual_seed(seed), levels=lv)
+        idx = np.abs(sim["responses"][..., None] - lv).argmin(-1)
+        u = sim["unity"].astype(int)
+        counts = np.zeros(p.shape)
+        for c in range(len(cond)):
+            np.add.at(counts[c], (idx[c, :, 0], idx[c, :, 1], u[c]), 1)
+        mc = counts / n
+        big = ref > 1e-3
+        z = np.abs(mc - ref)[big] / np.sqrt(ref * (1 - ref) / n)[big]
+        out[strategy] = {
+            "cells": int(big.sum()),
+            "max_abs_z": float(z.max()),
+            "frac_within_2se": float(np.mean(z < 2)),
+            "max_abs_diff_mc": float(np.abs(mc - ref).max()),
+            "quadrature_cpu_s_nps6": t_quad,
+            "max_abs_err_vs_nps12_localisation": conv,
+        }
+    return out
+
+
+def fit_bci(trials, n_sim: int, seed: int) -> tuple[dict, float, float]:
+    import bcitoolbox as btb
+
+    data = btb.Data.from_arrays(trials.stimuli, trials.responses, modalities=["visual", "auditory"])
+    model = btb.Model.from_data(data, strategy="averaging")
+    t, w = time.process_time(), time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = model.fit(data, n_sim=n_sim, optimizer="powell", n_start=1, seed=seed)
+    cpu, wall = time.process_time() - t, time.perf_counter() - w
+    return {k: float(fit.values[v]) for k, v in BCI_NAMES.items()}, cpu, wall
+
+
+def recovery(n_subjects: int, bci_nsim: int, n_starts: int, run_bci: bool) -> dict:
+    lv = np.array(KOERDING_POSITIONS)
+    cond = full_design(lv, lv)
+    true = koerding_observer()
+    ours, theirs = [], []
+    t_ours, t_bci = [], []
+    torch.set_num_threads(1)
+    for i in range(n_subjects):
+        trials = simulate_trials(true, cond, 40, "averaging", lv, seed=1000 + i)
+        t, w = time.process_time(), time.perf_counter()
+        fit = fit_causal_inference(trials, "averaging", levels=lv, n_starts=n_starts, seed=i)
+        t_ours.append((time.process_time() - t, time.perf_counter() - w))
+        ours.append([fit.params[k] for k in PARAMS])
+        line = f"subject {i:2d} ours {t_ours[-1][0]:.2f}s cpu"
+        if run_bci:
+            vals, cpu, wall = fit_bci(trials, bci_nsim, seed=13 + i)
+            t_bci.append((cpu, wall))
+            theirs.append([vals[k] for k in PARAMS])
+            line += f"  bcitoolbox {cpu:.2f}s cpu"
+        print(line, flush=True)
+
+    def summary(est: list, times: list) -> dict:
+        e = np.array(est)
+        tt = np.array(times)
+        tv = np.array([KOERDING_2007[k] for k in PARAMS])
+        return {
+            "bias": dict(zip(PARAMS, (e.mean(0) - tv).tolist())),
+            "sd": dict(zip(PARAMS, e.std(0, ddof=1).tolist())),
+            "rmse": dict(zip(PARAMS, np.sqrt(((e - tv) ** 2).mean(0)).tolist())),
+            "median_cpu_s": float(np.median(tt[:, 0])),
+            "median_wall_s": float(np.median(tt[:, 1])),
+            "cpu_over_wall": float(tt[:, 0].sum() / tt[:, 1].sum()),
+        }
+
+    out = {"ours": summary(ours, t_ours)}
+    if run_bci:
+        out["bcitoolbox"] = summary(theirs, t_bci)
+        out["speedup_median_cpu"] = out["bcitoolbox"]["median_cpu_s"] / out["ours"]["median_cpu_s"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--subjects", type=int, default=20)
+    ap.add_argument("--bci-nsim", type=int, default=10000)
+    ap.add_argument("--starts", type=int, default=3)
+    ap.add_argument("--mc", type=int, default=100_000)
+    ap.add_argument("--no-bci", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="3 subjects, 20k MC")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    if args.quick:
+        args.subjects, args.mc = 3, 20_000
+    torch.set_num_threads(1)
+    res = {"closed_forms_max_abs_err": closed_forms()}
+    print(json.dumps(res, indent=1), flush=True)
+    res["quadrature_vs_mc"] = quadrature_vs_mc(args.mc)
+    print(json.dumps(res["quadrature_vs_mc"], indent=1), flush=True)
+    res["recovery"] = recovery(args.subjects, args.bci_nsim, args.starts, not args.no_bci)
+    print(json.dumps(res["recovery"], indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
