@@ -217,6 +217,7 @@ def stage_target(args) -> dict:
             "images_per_s": res.items_per_s,
             "batch_size": options.batch_size,
             "parameters": sum(p.numel() for p in pipe.unet.parameters()),
+            "plan": plan,
             **trained,
         },
         "evaluator": {k: ev_config.get(k) for k in ("val_accuracy", "val_size", "trusted")},

@@ -54,6 +54,27 @@ class ImageTrainOptions:
     progress: bool = True
     recipe: ImageRecipe = field(default_factory=ImageRecipe)
     unet_overrides: dict = field(default_factory=dict)
+    pick_threads: bool = True  # probe fewer CPU threads too and keep the faster setting
+
+
+def fastest_threads(
+    model: UNet, loss_fn: Callable[..., torch.Tensor], batch, autocast: bool, pick: bool = True
+) -> tuple[float, int]:
+    """Measure the step time; on CPU (``pick``) also with 1 thread, and keep the faster.
+
+    On a shared CPU, OpenMP threads that spin at barriers while another process holds a core
+    can make 2 threads several times slower than 1; on an idle machine 2 threads win. The
+    chosen count is set with ``torch.set_num_threads``. Returns (seconds per step, threads).
+    """
+    threads = torch.get_num_threads()
+    step_time = measure_step_time(model, loss_fn, batch, autocast=autocast)
+    if pick and threads > 1 and batch[0].device.type == "cpu":
+        torch.set_num_threads(1)
+        single = measure_step_time(model, loss_fn, batch, steps=3, warmup=1, autocast=autocast)
+        if single < step_time:
+            return single, 1
+        torch.set_num_threads(threads)
+    return step_time, threads
 
 
 def train_class_to_image(
@@ -104,11 +125,16 @@ def train_class_to_image(
             n = min(options.batch_size, len(train))
             batch = (train.images[:n], train.labels[:n])
             amp = options.mixed_precision != "no"
-            step_time = measure_step_time(model, loss_fn, batch, autocast=amp)
+            step_time, threads = fastest_threads(model, loss_fn, batch, amp, options.pick_threads)
         spent = time.perf_counter() - start
         p = plan_steps(minutes, step_time, max_steps, spent_s=spent)
         max_steps, minutes = p.max_steps, p.max_minutes
-        plan = {"max_steps": max_steps, "seconds_per_step": step_time, "probe_s": spent}
+        plan = {
+            "max_steps": max_steps,
+            "seconds_per_step": step_time,
+            "probe_s": spent,
+            "threads": torch.get_num_threads(),
+        }
         model_config["max_steps"] = max_steps
 
     config = TrainerConfig(
