@@ -58,3 +58,9 @@ def test_negative_noise_parameters_are_rejected(fixed, match):
     t = Trials(np.array([[0.0, 5.0], [5.0, 5.0]]), np.array([[0.0], [5.0]]), (1,))
     with pytest.raises(ValueError, match=match):
         fit_causal_inference(t, fixed=fixed)
+
+
+def test_fit_rejects_responses_outside_given_levels():
+    t = Trials(np.array([[0.0, 5.0], [5.0, 5.0]]), np.array([[0.0], [3.0]]), (1,), source="x.csv")
+    with pytest.raises(ValueError, match=r"x.csv: row 2, column 'resp_a'.*not one of the levels"):
+        fit_causal_inference(t, levels=[-5, 0, 5])

@@ -195,6 +195,14 @@ def report_for(
             lv = tuple(float(v) for v in (levels if levels is not None else found))
             if len(lv) < 2:
                 raise ValueError("levels: discrete responses need at least 2 distinct levels")
+            ok = np.isclose(trials.responses[..., None], np.asarray(lv)).any(-1)
+            if not ok.all():
+                i, j = (int(v[0]) for v in np.nonzero(~ok))
+                col = ("resp_v", "resp_a")[trials.reported[j]]
+                raise ValueError(
+                    f"{trials.source}: row {i + 1}, column '{col}': response "
+                    f"{trials.responses[i, j]:g} is not one of the levels {list(lv)}"
+                )
     else:
         kind = "discrete"
     return Report(
