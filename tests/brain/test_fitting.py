@@ -75,3 +75,33 @@ def test_posterior_predictive_covers_the_data(fit, data):
     ppc = posterior_predictive(fit, data, n_sims=300, seed=1)
     assert ppc.observed.shape == (25, 2)
     assert ppc.coverage >= 0.8
+
+
+def test_parameter_recovery_helper_reports_bias_and_spread():
+    from synesthesia.brain import parameter_recovery
+
+    lv = LEVELS
+    rec = parameter_recovery(
+        koerding_observer(),
+        full_design(lv, lv),
+        40,
+        n_subjects=2,
+        levels=lv,
+        fixed={"sigma_p": 12.3, "mu_p": 0.0},
+        n_starts=1,
+    )
+    assert set(rec.estimates) == {"sigma_v", "sigma_a", "p_common"}
+    assert abs(rec.bias()["sigma_v"]) < 0.5 and rec.spread()["sigma_v"] >= 0
+    assert "median fit time" in rec.table()
+
+
+def test_continuous_responses_fit_recovers_motor_noise():
+    model = koerding_observer(sigma_motor=2.0)
+    pos = np.array([-10.0, 0.0, 10.0])
+    data = simulate_trials(model, full_design(pos, pos), 20, "averaging", None, seed=4)
+    f = fit_causal_inference(
+        data, response="continuous", fixed={"sigma_p": 12.3, "mu_p": 0.0}, n_starts=1
+    )
+    assert f.report.kind == "continuous"
+    for k in ("sigma_v", "sigma_a", "sigma_motor", "p_common"):
+        assert abs(f.params[k] - model.params()[k]) < 4 * f.se[k] + 1e-3, k
