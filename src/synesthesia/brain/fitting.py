@@ -357,8 +357,6 @@ def fit_causal_inference(
         if not b[0] < b[1]:
             raise ValueError(f"bounds: {k} needs low < high, got {b}")
         bnd[k] = (float(b[0]), float(b[1]))
-    if fixed.get("lapse", 0.0) > 0 or "lapse" in free_names:
-        pass
     init = _default_start(trials)
     init.update({k: _check_value(k, v) for k, v in (start or {}).items()})
     for k in free_names:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from synesthesia.brain.causal_inference import CausalInference
 from synesthesia.brain.trials import Trials
@@ -172,8 +171,3 @@ def fission_vs_visual_noise(
         m = CausalInference(**{**base, "sigma_v": float(s)})
         out.append(flash_illusion(m, (1,), (2,), strategy=strategy).rate(1, 2, 2))
     return np.array(out)
-
-
-def seeded(seed: int) -> torch.Generator:
-    """A torch generator seeded with ``seed``."""
-    return torch.Generator().manual_seed(int(seed))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import expit, logit, logsumexp
+from scipy.special import expit, logsumexp
 
 SYLLABLES = ("ba", "da", "ga")
 
@@ -225,8 +225,3 @@ def mcgurk_rates(
         "ba+ga->da": float(table[("ba", "ga")][da]),
         "ga+ba->da": float(table[("ga", "ba")][da]),
     }
-
-
-def logit_supports(p: np.ndarray) -> np.ndarray:
-    """Logits of supports (for users parameterising FLMP themselves)."""
-    return logit(np.clip(p, 1e-12, 1 - 1e-12))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,6 @@ class Trials:
     unity: np.ndarray | None = None
     subject: list[str] | None = None
     source: str = "trials"
-    extra: dict[str, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.stimuli.shape[0])
