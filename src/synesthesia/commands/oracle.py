@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         oracle.calls = 0
         steps = max(1, (args.steps + 1) // 2) if method == "heun" else args.steps
         x = sample(oracle, (args.n, 2), schedule, method=method, steps=steps, progress=False,
-                   generator=torch.Generator().manual_seed(args.seed), karras=method != "ddpm",
+                   generator=torch.Generator().manual_seed(args.seed),
                    dtype=torch.float64)  # fmt: skip
         ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4)
         ax.set_title(f"{method}, {oracle.calls} evals", fontsize=9)
