@@ -56,3 +56,21 @@ def test_format_table_lists_the_headline_numbers():
     assert "zero-shot images, text prompts (ensemble)   97.50 %" in table
     assert "speech -> image R@1 (same digit)" in table and "90.00 %" in table
     assert "raw pixel logistic regression" in table
+
+
+def test_consistent_captions_by_hand():
+    from synesthesia.multimodal.evaluate import consistent_captions
+
+    labels = torch.tensor([7, 7, 3])
+    attrs = {
+        "thickness_word": np.array(["thick", "thin", "thick"], dtype=object),
+        "slant_word": np.array(["upright", "right-slanted", "upright"], dtype=object),
+        "size_word": np.array(["", "small", ""], dtype=object),
+    }
+    captions = ["a thick seven", "the number 7, written thin and small", "a 3", "a thin seven"]
+    rel = consistent_captions(labels, attrs, captions)
+    assert rel.tolist() == [
+        [True, False, False, False],  # thick upright 7: only "a thick seven"
+        [False, True, False, True],  # thin, slanted, small 7
+        [False, False, True, False],  # any 3 matches "a 3"
+    ]

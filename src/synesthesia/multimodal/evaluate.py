@@ -8,7 +8,8 @@ speakers:
   voices' clips of each digit), and classification of speech (synthetic and FSDD) from text
   prompts;
 - ``retrieval``: speech <-> image (relevant = same digit), image <-> caption with attribute
-  captions (relevant = the identical caption text, and, looser, any caption of the same digit);
+  captions (relevant = the identical caption text; "consistent": a caption of the same digit
+  whose attribute words all hold for the image; looser, any caption of the same digit);
 - ``grounding``: for each attribute (thickness, slant, size), how often an image scores the
   caption with its own word above the same caption with the opposite word ("a thick seven" vs
   "a thin seven", same template), averaged over templates; 0.5 is chance;
@@ -97,6 +98,38 @@ def grounding_scores(
     return out
 
 
+def consistent_captions(
+    labels: torch.Tensor, attrs: dict[str, np.ndarray], captions: list[str]
+) -> torch.Tensor:
+    """``N x M`` relevance: caption j names image i's digit and every attribute word it uses
+    ("thick", "right-slanted", "small", ...) is one of image i's measured words."""
+    from synesthesia.data.captions import (
+        NUMBER_WORDS,
+        SIZE_WORDS,
+        SLANT_WORDS,
+        THICKNESS_WORDS,
+        tokenize,
+    )
+
+    attribute_words = {w for w in (*THICKNESS_WORDS, *SLANT_WORDS, *SIZE_WORDS) if w}
+    numbers = {w: d for d, w in enumerate(NUMBER_WORDS)} | {str(d): d for d in range(10)}
+    cap_digit, cap_words = [], []
+    for text in captions:
+        tokens = tokenize(text)
+        digits = {numbers[t] for t in tokens if t in numbers}
+        cap_digit.append(digits.pop() if len(digits) == 1 else -1)
+        cap_words.append({t for t in tokens if t in attribute_words})
+    own = [
+        {str(attrs[k][i]) for k in ("thickness_word", "slant_word", "size_word")}
+        for i in range(len(labels))
+    ]
+    rel = torch.zeros(len(labels), len(captions), dtype=torch.bool)
+    for j, (d, words) in enumerate(zip(cap_digit, cap_words)):
+        for i in (labels == d).nonzero().flatten().tolist():
+            rel[i, j] = words <= own[i]
+    return rel
+
+
 def _speech_classifier(model, features: torch.Tensor, labels: torch.Tensor) -> ZeroShotClassifier:
     emb = model.embed_speech_features(features)
     groups = [emb[labels == c] for c in range(10)]
@@ -134,6 +167,12 @@ def evaluate_clip(
             img_emb,
             cap_emb,
             relevance_from_labels(val_images.labels, val_images.labels),
+            names=("image", "caption"),
+        )
+        results["retrieval"]["image_caption_consistent"] = bidirectional_retrieval(
+            img_emb,
+            cap_emb,
+            consistent_captions(val_images.labels, world.attrs["val"], caps),
             names=("image", "caption"),
         )
         results["grounding"] = grounding_scores(
@@ -262,6 +301,8 @@ def format_table(results: dict[str, Any]) -> str:
         ("speech_image", "image_to_speech", "image -> speech R@1 (same digit)"),
         ("image_caption_exact", "image_to_caption", "image -> caption R@1 (exact caption)"),
         ("image_caption_exact", "caption_to_image", "caption -> image R@1 (exact caption)"),
+        ("image_caption_consistent", "image_to_caption", "image -> caption R@1 (consistent)"),
+        ("image_caption_consistent", "caption_to_image", "caption -> image R@1 (consistent)"),
         ("image_caption_digit", "image_to_caption", "image -> caption R@1 (same digit)"),
     ):
         if key in ret:
