@@ -72,8 +72,8 @@ def plot_joint_space(
             alpha=0.9 if n == "text" else 0.5,
             edgecolors="k" if n == "text" else "none",
             linewidths=0.4,
-            label=n,
         )
+        ax.scatter([], [], c="0.5", marker=MARKERS.get(n, "x"), s=20, label=n)  # legend proxy
     if class_names is not None:
         for c, name in enumerate(class_names):
             ax.scatter([], [], c=[cmap(c % 10)], marker="o", s=20, label=name)
