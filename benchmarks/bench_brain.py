@@ -175,6 +175,34 @@ def recovery(n_subjects: int, bci_nsim: int, n_starts: int, run_bci: bool) -> di
     return out
 
 
+def fit_timings(repeats: int = 3) -> dict:
+    """CPU and wall seconds of one fit (25 conditions x 40 trials) per strategy and report."""
+    lv = np.array(KOERDING_POSITIONS)
+    cond = full_design(lv, lv)
+    out = {}
+    cases = [
+        ("averaging", False, 1),
+        ("averaging", False, 3),
+        ("selection", False, 3),
+        ("matching", False, 3),
+        ("averaging", True, 3),
+    ]
+    for strategy, unity, starts in cases:
+        cpu, wall = [], []
+        for r in range(repeats):
+            trials = simulate_trials(
+                koerding_observer(), cond, 40, strategy, lv, unity=unity, seed=500 + r
+            )
+            t, w = time.process_time(), time.perf_counter()
+            fit_causal_inference(trials, strategy, levels=lv, n_starts=starts, seed=r)
+            cpu.append(time.process_time() - t)
+            wall.append(time.perf_counter() - w)
+        key = f"{strategy}{'+unity' if unity else ''}, {starts} start(s)"
+        out[key] = {"median_cpu_s": float(np.median(cpu)), "median_wall_s": float(np.median(wall))}
+        print(key, out[key], flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--subjects", type=int, default=20)
@@ -184,7 +212,12 @@ def main() -> None:
     ap.add_argument("--no-bci", action="store_true")
     ap.add_argument("--quick", action="store_true", help="3 subjects, 20k MC")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--timings", action="store_true", help="only time fits per strategy")
     args = ap.parse_args()
+    if args.timings:
+        torch.set_num_threads(1)
+        print(json.dumps(fit_timings(), indent=1))
+        return
     if args.quick:
         args.subjects, args.mc = 3, 20_000
     torch.set_num_threads(1)
