@@ -66,7 +66,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=5.0, help="training budget per run")
     p.add_argument("--max-steps", type=int, default=None, help="fixed schedule length")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fsdd", default="../shared/datasets/fsdd", help="FSDD recordings folder")
     p.add_argument(

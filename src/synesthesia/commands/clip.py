@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="FSDD speakers to train on (the others stay held out); needs --fsdd",
     )
     train.add_argument("--n-speech", type=_positive_int, default=2000, help="synthetic clips")
-    train.add_argument("--batch-size", type=_positive_int, default=128)
+    train.add_argument("--batch-size", type=_positive_int, default=64)
     train.add_argument("--lr", type=_positive_float, default=2e-3, help="peak learning rate")
     train.add_argument(
         "--max-steps",

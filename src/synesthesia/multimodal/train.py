@@ -245,7 +245,7 @@ class ClipTrainOptions:
     loss: str = "clip"
     minutes: float = 5.0
     max_steps: int | None = None  # None: as many as fit in ``minutes`` (timed before training)
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
     seed: int = 0
