@@ -286,9 +286,17 @@ def fsdd_speakers_in(folder: str | Path) -> list[str]:
     return sorted(found)
 
 
-def time_one_step(model, objective, data: ClipData, batch_size: int, repeats: int = 3) -> float:
-    """Seconds of one training step (forward + backward, median of ``repeats`` after one
-    warm-up), measured without changing the model (gradients are cleared afterwards)."""
+def time_one_step(
+    model, objective, data: ClipData, batch_size: int, max_seconds: float = 60.0
+) -> tuple[float, float]:
+    """``(seconds per training step, seconds spent timing)``, measured without changing the
+    model (gradients are cleared afterwards).
+
+    On CPU the first few bf16 steps of a process are many times slower than the rest (oneDNN
+    builds its kernels; about 6 steps here), so steps are repeated until the last three agree
+    within 50 % (at least 5 steps, at most ``max_seconds``); the median of those three is the
+    step time. The kernels stay cached, so the trainer starts at full speed afterwards.
+    """
     import time
 
     from synesthesia.training import resolve_mixed_precision
@@ -297,17 +305,21 @@ def time_one_step(model, objective, data: ClipData, batch_size: int, repeats: in
     precision = resolve_mixed_precision("auto", device)
     g = torch.Generator().manual_seed(12345)
     batch = torch.utils.data.default_collate([data[i] for i in range(min(batch_size, len(data)))])
-    times = []
+    times: list[float] = []
     model.train()
-    for r in range(repeats + 1):
+    begin = time.perf_counter()
+    while True:
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss, _ = objective(model, batch, g)
         loss.backward()
-        if r:
-            times.append(time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
+        last = times[-3:]
+        stable = len(times) >= 5 and max(last) <= 1.5 * min(last)
+        if stable or time.perf_counter() - begin > max_seconds:
+            break
     model.zero_grad(set_to_none=True)
-    return float(np.median(times))
+    return float(np.median(last)), time.perf_counter() - begin
 
 
 def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
@@ -394,17 +406,22 @@ def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
     data = clip_data_from_world(world, "train", source if "speech" in config.modalities else "")
     objective = ContrastiveObjective(data, config.modalities, config.anchor, config.loss)
     batch_size = min(options.batch_size, len(data))
+    minutes = options.minutes
     if max_steps is None:
-        step_s = time_one_step(model, objective, data, batch_size)
+        step_s, spent = time_one_step(model, objective, data, batch_size)
+        minutes = max(minutes - spent / 60.0, 0.1)  # the timing counts against the budget
         # 15% for the optimizer step, EMA and logging that the timing leaves out
-        max_steps = max(10, int(options.minutes * 60 / (1.15 * step_s)))
+        max_steps = max(10, int(minutes * 60 / (1.15 * step_s)))
         if options.progress:
-            print(f"one step takes {step_s:.2f} s: planning {max_steps} steps")
+            print(
+                f"one step takes {step_s:.2f} s (timed in {spent:.0f} s): "
+                f"planning {max_steps} steps in {minutes:.1f} min"
+            )
     tc = TrainerConfig(
         out_dir=str(out),
         batch_size=batch_size,
         max_steps=max_steps,
-        max_minutes=options.minutes,
+        max_minutes=minutes,
         lr=options.lr,
         weight_decay=options.weight_decay,
         warmup_steps=min(100, max_steps // 10),
