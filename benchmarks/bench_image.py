@@ -56,10 +56,11 @@ class Clock:
         return {"wall_s": wall, "cpu_s": cpu, "cpu_per_wall": cpu / max(wall, 1e-9)}
 
 
-def _save(out_dir: Path, stage: str, result: dict) -> None:
+def _save(out_dir: Path, stage: str, result: dict, show: bool = True) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stage}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    if show:
+        print(json.dumps(result, indent=2))
 
 
 # ---------------------------------------------------------------------- speed
@@ -266,7 +267,7 @@ def stage_nfe(args) -> dict:
                 f"cpu/wall {row['cpu_per_wall']:.2f})",
                 flush=True,
             )
-            _save(Path(args.out_dir), "nfe.partial", result)
+            _save(Path(args.out_dir), "nfe.partial", result, show=False)
     result["clock"] = clock.read()
     return result
 
