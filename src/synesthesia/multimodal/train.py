@@ -293,8 +293,8 @@ def time_one_step(
     model (gradients are cleared afterwards).
 
     On CPU the first few bf16 steps of a process are many times slower than the rest (oneDNN
-    builds its kernels; about 6 steps here), so steps are repeated until the last three agree
-    within 50 % (at least 5 steps, at most ``max_seconds``); the median of those three is the
+    builds its kernels; the first 6 steps here), so steps are repeated until the last three
+    agree within 50 % (at least 9 steps, at most ``max_seconds``); the median of those three is the
     step time. The kernels stay cached, so the trainer starts at full speed afterwards.
     """
     import time
@@ -315,7 +315,7 @@ def time_one_step(
         loss.backward()
         times.append(time.perf_counter() - start)
         last = times[-3:]
-        stable = len(times) >= 5 and max(last) <= 1.5 * min(last)
+        stable = len(times) >= 9 and max(last) <= 1.5 * min(last)
         if stable or time.perf_counter() - begin > max_seconds:
             break
     model.zero_grad(set_to_none=True)
