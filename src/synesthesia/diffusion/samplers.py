@@ -246,6 +246,10 @@ def sample_euler(
     return xs * math.sqrt(float(grid.abar[-1]))
 
 
+#: Largest sigma from which Heun applies its correction (Karras et al. 2022, sec. 5: 80).
+HEUN_SIGMA_MAX = 80.0
+
+
 def sample_heun(
     model: PredictionModel,
     x: torch.Tensor,
@@ -258,7 +262,8 @@ def sample_heun(
 ) -> torch.Tensor:
     """Heun's second-order method on the probability-flow ODE in sigma space.
 
-    Costs two evaluations per step except the step into sigma = 0, which is an Euler step.
+    Costs two evaluations per step except Euler steps: the one into sigma = 0 and any step
+    starting above ``HEUN_SIGMA_MAX``.
     """
     # Karras et al. 2022 Algorithm 1 (deterministic, S_churn = 0)
     xs = x / math.sqrt(float(grid.abar[0]))
@@ -268,7 +273,9 @@ def sample_heun(
         x0, d = model(xs * math.sqrt(abar_t), i)
         _report(callback, i, grid, xs * math.sqrt(abar_t), x0)
         x_next = xs + (sig_s - sig_t) * d
-        if sig_s > 0:
+        # the trapezoid correction only where Karras et al. use it (sigma <= 80, their sigma_max):
+        # from a larger sigma (cosine: ~2e4) averaging the two slopes overshoots by O(sigma_t)
+        if 0 < sig_s and sig_t <= HEUN_SIGMA_MAX:
             _, d2 = model.at(x_next * math.sqrt(abar_s), float(grid.t[i + 1]), abar_s)
             x_next = xs + (sig_s - sig_t) * 0.5 * (d + d2)
         xs = x_next
