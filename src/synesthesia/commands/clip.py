@@ -7,34 +7,18 @@ that ``synesthesia --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from synesthesia.commands import CommandError
-from synesthesia.commands._shared import register_eval, train_subparsers
+from synesthesia.commands._shared import (
+    positive_float,
+    positive_int,
+    register_eval,
+    train_subparsers,
+)
 
 KIND = "clip"  # the "kind" entry of a joint-embedding checkpoint's config.json
 MODALITIES = ("image", "text", "speech")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -69,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated, images plus one or both others (default image,text,speech)",
     )
     train.add_argument(
-        "--minutes", type=_positive_float, default=5.0, help="time budget (default 5)"
+        "--minutes", type=positive_float, default=5.0, help="time budget (default 5)"
     )
     train.add_argument("--out", default="runs/clip", help="run folder (default runs/clip)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -89,12 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="A,B",
         help="FSDD speakers to train on (the others stay held out); needs --fsdd",
     )
-    train.add_argument("--n-speech", type=_positive_int, default=2000, help="synthetic clips")
-    train.add_argument("--batch-size", type=_positive_int, default=64)
-    train.add_argument("--lr", type=_positive_float, default=2e-3, help="peak learning rate")
+    train.add_argument("--n-speech", type=positive_int, default=2000, help="synthetic clips")
+    train.add_argument("--batch-size", type=positive_int, default=64)
+    train.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
     train.add_argument(
         "--max-steps",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="schedule length (default: as many steps as fit in --minutes)",
     )

@@ -10,16 +10,7 @@ import json
 from pathlib import Path
 
 from synesthesia.commands import CommandError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from synesthesia.commands._shared import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Build the synthetic speech set once (later builds load the cache) and "
         "print a summary as JSON.",
     )
-    speech.add_argument("--n-clips", type=_positive_int, default=2000, help="digits (2000)")
+    speech.add_argument("--n-clips", type=positive_int, default=2000, help="digits (2000)")
     speech.add_argument("--seed", type=int, default=0)
     speech.add_argument("--cache-dir", type=Path, default=None, help="default ~/.cache/...")
     speech.add_argument(
@@ -54,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     caps = sub.add_parser("captions", help="print built-in digits with attributes and captions")
     caps.add_argument("--split", choices=("train", "val"), default="val")
-    caps.add_argument("--n", type=_positive_int, default=10, help="how many images")
-    caps.add_argument("--per-image", type=_positive_int, default=3)
+    caps.add_argument("--n", type=positive_int, default=10, help="how many images")
+    caps.add_argument("--per-image", type=positive_int, default=3)
     caps.add_argument("--seed", type=int, default=0)
     caps.set_defaults(func=_captions)
 

@@ -12,41 +12,17 @@ import time
 from pathlib import Path
 
 from synesthesia.commands import CommandError
-from synesthesia.commands._shared import register_eval, train_subparsers
+from synesthesia.commands._shared import (
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    register_eval,
+    train_subparsers,
+)
 
 KIND = "image"  # the "kind" entry of an image checkpoint's config.json
 METHODS = ("ddpm", "ddim", "dpmpp_2m", "euler", "heun")
 PRESETS = ("tiny", "small", "base")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
 
 
 def _add_sampling_options(p: argparse.ArgumentParser, steps: int = 20) -> None:
@@ -55,14 +31,14 @@ def _add_sampling_options(p: argparse.ArgumentParser, steps: int = 20) -> None:
     if "--guidance" not in have:
         p.add_argument(
             "--guidance",
-            type=_nonnegative_float,
+            type=nonnegative_float,
             default=2.0,
             help="classifier-free guidance scale w (1 = no guidance; default 2)",
         )
     if "--method" not in have:
         p.add_argument("--method", choices=METHODS, default="dpmpp_2m", help="sampler")
     if "--steps" not in have:
-        p.add_argument("--steps", type=_positive_int, default=steps, help="sampler steps")
+        p.add_argument("--steps", type=positive_int, default=steps, help="sampler steps")
     if "--seed" not in have:
         p.add_argument("--seed", type=int, default=0, help="random seed")
     if "--no-progress" not in have:
@@ -84,16 +60,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mnist5k (built in, default), digits8x8, or a folder of MNIST/Fashion-MNIST IDX files",
     )
     train.add_argument(
-        "--minutes", type=_positive_float, default=10.0, help="time budget (default 10)"
+        "--minutes", type=positive_float, default=10.0, help="time budget (default 10)"
     )
     train.add_argument("--preset", choices=PRESETS, default="small", help="U-Net size")
     train.add_argument("--out", default="runs/image", help="run folder (default runs/image)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--seed", type=int, default=0, help="random seed")
-    train.add_argument("--batch-size", type=_positive_int, default=64)
+    train.add_argument("--batch-size", type=positive_int, default=64)
     train.add_argument(
         "--max-steps",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="schedule length (default: fit --minutes)",
     )
@@ -114,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         help="class to draw (repeatable; default: all classes in turn)",
     )
-    sample.add_argument("--n", type=_positive_int, default=64, help="number of images")
+    sample.add_argument("--n", type=positive_int, default=64, help="number of images")
     sample.add_argument("--out", required=True, help="output file: .png grid or .npz")
     _add_sampling_options(sample)
     sample.set_defaults(func=cmd_sample)
@@ -129,12 +105,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and the checkpoint under --out.",
     )
     demo.add_argument(
-        "--minutes", type=_positive_float, default=10.0, help="training time (default 10)"
+        "--minutes", type=positive_float, default=10.0, help="training time (default 10)"
     )
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--preset", choices=PRESETS, default="small", help="U-Net size")
     demo.add_argument(
-        "--n-per-class", type=_positive_int, default=100, help="samples per class for metrics"
+        "--n-per-class", type=positive_int, default=100, help="samples per class for metrics"
     )
     _add_sampling_options(demo)
     demo.set_defaults(func=cmd_demo)
@@ -144,7 +120,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     _add_sampling_options(p)
     if "--n-per-class" not in p._option_string_actions:
         p.add_argument(
-            "--n-per-class", type=_positive_int, default=100, help="samples per class (image)"
+            "--n-per-class", type=positive_int, default=100, help="samples per class (image)"
         )
     if "--json" not in p._option_string_actions:
         p.add_argument("--json", default=None, help="where to write the scores (JSON)")
