@@ -10,6 +10,8 @@ Stages (run all, or pick with --stage; each writes its numbers to --out-dir/<sta
 - ``target``: ``synesthesia demo``'s training (preset small, --minutes, default 10), then
   class-conditional sample accuracy and classifier-FID at guidance 1, 2, 3 with dpmpp_2m and
   20 steps (100 samples per class), and the demo grid.
+- ``diffusers``: the ``target`` stage with diffusers' ``UNet2DModel`` (32/64/64) trained in
+  place of ours (same recipe, trainer, budget and scoring): quality at equal wall time.
 - ``nfe``: the target checkpoint's accuracy and classifier-FID at 10, 20, 50 and 250 network
   evaluations for ddpm, ddim, dpmpp_2m and heun (guidance 2; heun uses (nfe + 1) // 2 steps).
 
@@ -28,8 +30,10 @@ import json
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 
 from synesthesia.data.images import load_image_splits
 from synesthesia.diffusion import NoiseSchedule
@@ -64,15 +68,19 @@ def _save(out_dir: Path, stage: str, result: dict, show: bool = True) -> None:
 
 
 # ---------------------------------------------------------------------- speed
-def diffusers_unet(num_classes: int = 10):
-    """diffusers' UNet2DModel sized like our small preset (about 1.1M parameters)."""
+def diffusers_unet(num_classes: int = 10, widths: tuple[int, ...] = (32, 64, 64)):
+    """diffusers' UNet2DModel with about our small preset's parameter count (1.11M).
+
+    ``widths`` (32, 64, 64) is the layout diffusers users pick (its docs' MNIST-size models
+    double the width once); (16, 48, 80), our small preset's widths, gives diffusers 1.11M too.
+    """
     from diffusers import UNet2DModel
 
     return UNet2DModel(
         sample_size=28,
         in_channels=1,
         out_channels=1,
-        block_out_channels=(32, 64, 64),
+        block_out_channels=widths,
         layers_per_block=1,
         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
         up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
@@ -83,14 +91,38 @@ def diffusers_unet(num_classes: int = 10):
 
 
 class _DiffusersDenoiser(torch.nn.Module):
-    """diffusers' U-Net behind our denoiser signature ``(x_t, t, labels)``."""
+    """diffusers' U-Net behind our denoiser signature ``(x_t, t, labels)``.
 
-    def __init__(self, net) -> None:
+    ``fp32_attention`` runs its attention core in float32 under autocast, as our U-Net does on
+    the CPU (``synesthesia.nets.layers.sdpa``): the fair comparison of the two layouts.
+    """
+
+    def __init__(self, net, num_classes: int = 10, fp32_attention: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.null_class = num_classes
+        self.config = SimpleNamespace(num_classes=num_classes)
+        self.fp32_attention = fp32_attention
 
     def forward(self, x, t, labels=None):
-        return self.net(x, t, class_labels=labels).sample
+        if labels is None:
+            labels = torch.full((x.shape[0],), self.null_class, dtype=torch.long)
+        if not self.fp32_attention:
+            return self.net(x, t, class_labels=labels).sample
+        original = F.scaled_dot_product_attention
+        F.scaled_dot_product_attention = _fp32_sdpa(original)
+        try:
+            return self.net(x, t, class_labels=labels).sample
+        finally:
+            F.scaled_dot_product_attention = original
+
+
+def _fp32_sdpa(original):
+    def attention(q, k, v, *args, **kwargs):
+        with torch.autocast("cpu", enabled=False):
+            return original(q.float(), k.float(), v.float(), *args, **kwargs).to(q.dtype)
+
+    return attention
 
 
 def _step_times(model, loss_fn, batch, steps: int, amp: bool, opt, gen) -> list[float]:
@@ -140,6 +172,14 @@ def stage_speed(args) -> dict:
     contestants = {
         "ours_bf16": (UNet(unet_preset("small")), True),
         "diffusers_bf16": (_DiffusersDenoiser(diffusers_unet()), True),
+        "diffusers_bf16_fp32_attention": (
+            _DiffusersDenoiser(diffusers_unet(), fp32_attention=True),
+            True,
+        ),
+        "diffusers_bf16_our_widths": (
+            _DiffusersDenoiser(diffusers_unet(widths=(16, 48, 80))),
+            True,
+        ),
         "ours_fp32": (UNet(unet_preset("small")), False),
     }
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, (m, _) in contestants.items()}
@@ -164,6 +204,9 @@ def stage_speed(args) -> dict:
         }
     ours = result["ours_bf16"]["images_per_s"]
     result["speedup_vs_diffusers"] = ours / result["diffusers_bf16"]["images_per_s"]
+    result["speedup_vs_diffusers_fp32_attention"] = (
+        ours / result["diffusers_bf16_fp32_attention"]["images_per_s"]
+    )
     result["bf16_speedup"] = ours / result["ours_fp32"]["images_per_s"]
 
     # Machine share: model FLOP/s over the large-matmul FLOP/s of the same run.
@@ -199,12 +242,16 @@ def _generator_fn(pipe, guidance: float, steps: int, method: str):
     return generate
 
 
-def stage_target(args) -> dict:
+def stage_target(args, build_model=None, run_dir=None, grid=None) -> dict:
     clock = Clock()
     train, val = load_image_splits("mnist5k")
     evaluator, ev_config = get_evaluator(train, val, progress=False)
     options = ImageTrainOptions(
-        out_dir=str(args.run_dir), minutes=args.minutes, seed=args.seed, progress=False
+        out_dir=str(run_dir or args.run_dir),
+        minutes=args.minutes,
+        seed=args.seed,
+        progress=False,
+        build_model=build_model,
     )
     train_clock = Clock()
     pipe, res, plan = train_class_to_image(train, options)
@@ -231,15 +278,31 @@ def stage_target(args) -> dict:
         )
         result["scores"][f"dpmpp_2m_20_g{guidance:g}"] = {**s, **c.read()}
         print(f"guidance {guidance}: {s}", flush=True)
-    grid = pipe(
+    images = pipe(
         torch.arange(10).repeat_interleave(10),
         guidance_scale=2.0,
         num_inference_steps=20,
         generator=torch.Generator().manual_seed(args.seed),
     )
-    save_image_grid(grid, args.grid, nrow=10, scale=2)
+    save_image_grid(images, grid or args.grid, nrow=10, scale=2)
     result["clock"] = clock.read()
     return result
+
+
+def stage_diffusers(args) -> dict:
+    """The target run with diffusers' UNet2DModel (32/64/64) in place of ours: same recipe,
+    trainer, budget, probe and scoring, so the two results compare at equal wall time."""
+
+    def build(config):
+        torch.manual_seed(args.seed)
+        return _DiffusersDenoiser(diffusers_unet(config.num_classes), config.num_classes)
+
+    return stage_target(
+        args,
+        build_model=build,
+        run_dir=Path(args.run_dir).with_name(Path(args.run_dir).name + "-diffusers"),
+        grid=Path(args.out_dir) / "diffusers_grid.png",
+    )
 
 
 def stage_nfe(args) -> dict:
@@ -274,7 +337,9 @@ def stage_nfe(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=("speed", "target", "nfe", "all"), default="all")
+    parser.add_argument(
+        "--stage", choices=("speed", "target", "diffusers", "nfe", "all"), default="all"
+    )
     parser.add_argument("--out-dir", default="benchmarks/out/image")
     parser.add_argument("--run-dir", default="runs/bench-image")
     parser.add_argument("--grid", default="docs/img/demo_grid.png")
@@ -288,9 +353,10 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    stages = ("speed", "target", "nfe") if args.stage == "all" else (args.stage,)
+    stages = ("speed", "target", "diffusers", "nfe") if args.stage == "all" else (args.stage,)
+    run = {"speed": stage_speed, "target": stage_target, "diffusers": stage_diffusers}
     for stage in stages:
-        result = {"speed": stage_speed, "target": stage_target, "nfe": stage_nfe}[stage](args)
+        result = {**run, "nfe": stage_nfe}[stage](args)
         _save(Path(args.out_dir), stage, result)
 
 

@@ -55,6 +55,10 @@ class ImageTrainOptions:
     recipe: ImageRecipe = field(default_factory=ImageRecipe)
     unet_overrides: dict = field(default_factory=dict)
     pick_threads: bool = True  # probe fewer CPU threads too and keep the faster setting
+    # Another denoiser ``(x_t, t, labels) -> prediction`` built from the U-Net config, trained
+    # with the same recipe (benchmarks train diffusers' U-Net this way); it must have a
+    # ``null_class`` attribute and a ``config.num_classes``.
+    build_model: Callable[[UNetConfig], torch.nn.Module] | None = None
 
 
 def fastest_threads(
@@ -113,7 +117,7 @@ def train_class_to_image(
         max_steps = options.max_steps
     schedule = NoiseSchedule.from_config(model_config["schedule"])
     torch.manual_seed(options.seed)
-    model = UNet(unet_config)
+    model = options.build_model(unet_config) if options.build_model else UNet(unet_config)
     loss_fn = image_loss_fn(recipe, schedule, model.null_class)
 
     minutes = options.minutes
