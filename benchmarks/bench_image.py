@@ -295,7 +295,9 @@ def stage_diffusers(args) -> dict:
 
     def build(config):
         torch.manual_seed(args.seed)
-        return _DiffusersDenoiser(diffusers_unet(config.num_classes), config.num_classes)
+        model = _DiffusersDenoiser(diffusers_unet(config.num_classes), config.num_classes)
+        model.config = config  # image size and channels for the pipeline
+        return model
 
     return stage_target(
         args,
