@@ -144,3 +144,35 @@ def test_unet_overfits_a_batch_of_eight():
         losses.append(loss.item())
     assert losses[0] > 0.9  # a zero prediction of unit noise
     assert min(losses[-5:]) < losses[0] / 10
+
+
+def test_attention_under_bf16_autocast_runs_its_core_in_float32():
+    """Under CPU bf16 autocast the attention core runs in float32 (nets.layers.sdpa): the
+    output and the input gradient stay within bf16 rounding of the float32 computation
+    (a bf16 core would add its own rounding of the softmax weights on top)."""
+    from synesthesia.nets.layers import sdpa
+
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 4, 49, 16) for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert out.dtype == torch.bfloat16
+    reference = _naive_core(q.bfloat16().float(), k.bfloat16().float(), v.bfloat16().float())
+    # only the final rounding to bf16 separates them: relative error <= 2^-8
+    torch.testing.assert_close(out.float(), reference, atol=1e-6, rtol=2.0**-8)
+
+    block = Attention(16, num_heads=4)
+    torch.nn.init.normal_(block.proj.weight)
+    x = torch.randn(2, 16, 7, 7, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = block(x)
+    (gx,) = torch.autograd.grad(y.float().square().sum(), x)
+    x32 = x.detach().clone().requires_grad_(True)
+    (g32,) = torch.autograd.grad(_naive_attention(block, x32).square().sum(), x32)
+    assert torch.isfinite(gx).all()
+    assert (gx - g32).norm() / g32.norm() < 0.05  # bf16 linears around the core
+
+
+def _naive_core(q, k, v):
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ v

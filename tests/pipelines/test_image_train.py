@@ -63,3 +63,34 @@ def test_fastest_threads_keeps_the_setting_it_reports():
         assert threads in (1, before) and torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_build_model_trains_another_denoiser_with_the_same_recipe(tmp_path):
+    """ImageTrainOptions.build_model: the trainer trains the network it returns (benchmarks
+    use it for diffusers' U-Net); the default builds our UNet from the same config."""
+    from synesthesia.pipelines.image_train import ImageTrainOptions, train_class_to_image
+
+    train, _ = load_image_splits("digits8x8")
+    seen = {}
+
+    class Counting(UNet):
+        def forward(self, *args, **kwargs):
+            seen["calls"] = seen.get("calls", 0) + 1
+            return super().forward(*args, **kwargs)
+
+    def build(config):
+        seen["config"] = config
+        return Counting(config)
+
+    options = ImageTrainOptions(
+        out_dir=str(tmp_path),
+        preset="tiny",
+        max_steps=3,
+        batch_size=16,
+        progress=False,
+        build_model=build,
+    )
+    pipe, result, _ = train_class_to_image(train, options)
+    assert result.step == 3 and seen["calls"] == 3
+    assert seen["config"].image_size == 8 and seen["config"].num_classes == 10
+    assert isinstance(pipe.unet, Counting)
