@@ -307,12 +307,29 @@ def stage_diffusers(args) -> dict:
     )
 
 
+def real_digits_floor(train, val, evaluator, n_per_class: int, seed: int) -> dict:
+    """The scores of *real* training digits (n_per_class of each class, drawn with ``seed``)
+    in place of samples: the floor that classifier-FID of that many samples can reach."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def real(labels, _gen):
+        picks = []
+        for k in labels.unique():
+            pool = torch.nonzero(train.labels == k).flatten()
+            picks.append(pool[torch.randperm(len(pool), generator=gen)[: int((labels == k).sum())]])
+        return train.images[torch.cat(picks)]
+
+    return score_class_conditional(real, evaluator, val, n_per_class, seed)
+
+
 def stage_nfe(args) -> dict:
     clock = Clock()
     train, val = load_image_splits("mnist5k")
     evaluator, _ = get_evaluator(train, val, progress=False)
     pipe = ClassToImagePipeline.from_pretrained(Path(args.run_dir) / "checkpoint")
     result: dict = {"guidance": args.guidance, "n_per_class": args.n_per_class, "rows": []}
+    result["real_digits"] = real_digits_floor(train, val, evaluator, args.n_per_class, args.seed)
+    print(f"real training digits: {result['real_digits']}", flush=True)
     for nfe in args.nfe:
         for method in ("ddpm", "ddim", "dpmpp_2m", "heun"):
             steps = (nfe + 1) // 2 if method == "heun" else nfe
