@@ -354,6 +354,36 @@ def stage_nfe(args) -> dict:
     return result
 
 
+def plot_nfe(result: dict, path: str | Path) -> Path:
+    """Classifier-FID and sample accuracy against NFE per sampler (log NFE axis), from the
+    ``nfe`` stage's result; the real-digit floor as a dashed line when present."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_fid, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for method in ("ddpm", "ddim", "dpmpp_2m", "heun"):
+        rows = sorted((r for r in result["rows"] if r["method"] == method), key=lambda r: r["nfe"])
+        nfe = [r["nfe"] for r in rows]
+        ax_fid.plot(nfe, [r["classifier_fid"] for r in rows], "o-", label=method)
+        ax_acc.plot(nfe, [100 * r["sample_accuracy"] for r in rows], "o-", label=method)
+    if "real_digits" in result:
+        ax_fid.axhline(result["real_digits"]["classifier_fid"], ls="--", c="grey", label="real")
+    n = result["n_per_class"] * 10
+    ax_fid.set(xscale="log", xlabel="network evaluations", ylabel=f"classifier-FID ({n} samples)")
+    ax_acc.set(xscale="log", xlabel="network evaluations", ylabel="sample accuracy (%)")
+    ax_acc.set_ylim(90, 100.5)
+    ax_fid.legend(fontsize=8)
+    fig.suptitle(f"10-minute model, guidance {result['guidance']:g}", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -371,12 +401,22 @@ def main() -> None:
     parser.add_argument("--nfe", type=int, nargs="+", default=[10, 20, 50, 250])
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nfe-plot", default="docs/img/nfe.png", help="figure of the nfe stage")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw --nfe-plot from --out-dir/nfe.json"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        result = json.loads((Path(args.out_dir) / "nfe.json").read_text())
+        print(plot_nfe(result, args.nfe_plot))
+        return
     stages = ("speed", "target", "diffusers", "nfe") if args.stage == "all" else (args.stage,)
     run = {"speed": stage_speed, "target": stage_target, "diffusers": stage_diffusers}
     for stage in stages:
         result = {**run, "nfe": stage_nfe}[stage](args)
         _save(Path(args.out_dir), stage, result)
+        if stage == "nfe":
+            plot_nfe(result, args.nfe_plot)
 
 
 if __name__ == "__main__":
