@@ -30,7 +30,6 @@ import json
 import statistics
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 from synesthesia.data.images import load_image_splits
 from synesthesia.diffusion import NoiseSchedule
 from synesthesia.metrics import get_evaluator, score_class_conditional
-from synesthesia.nets.unet import UNet, unet_preset
+from synesthesia.nets.unet import UNet, UNetConfig, unet_preset
 from synesthesia.pipelines.image import (
     ClassToImagePipeline,
     ImageRecipe,
@@ -97,11 +96,11 @@ class _DiffusersDenoiser(torch.nn.Module):
     the CPU (``synesthesia.nets.layers.sdpa``): the fair comparison of the two layouts.
     """
 
-    def __init__(self, net, num_classes: int = 10, fp32_attention: bool = False) -> None:
+    def __init__(self, net, config: UNetConfig, fp32_attention: bool = False) -> None:
         super().__init__()
         self.net = net
-        self.null_class = num_classes
-        self.config = SimpleNamespace(num_classes=num_classes)
+        self.config = config  # image size, channels and classes, as the pipeline reads them
+        self.null_class = config.num_classes
         self.fp32_attention = fp32_attention
 
     def forward(self, x, t, labels=None):
@@ -118,6 +117,8 @@ class _DiffusersDenoiser(torch.nn.Module):
 
 
 def _fp32_sdpa(original):
+    # nets.layers.sdpa cannot be reused here: it calls F.scaled_dot_product_attention, which
+    # is the function being patched (and diffusers passes extra keyword arguments).
     def attention(q, k, v, *args, **kwargs):
         with torch.autocast("cpu", enabled=False):
             return original(q.float(), k.float(), v.float(), *args, **kwargs).to(q.dtype)
@@ -169,15 +170,16 @@ def stage_speed(args) -> dict:
     batch = (train.images[: args.batch_size], train.labels[: args.batch_size])
     loss_fn = image_loss_fn(ImageRecipe(), NoiseSchedule("cosine", 1000), null_class=10)
     torch.manual_seed(0)
+    config = unet_preset("small")
     contestants = {
-        "ours_bf16": (UNet(unet_preset("small")), True),
-        "diffusers_bf16": (_DiffusersDenoiser(diffusers_unet()), True),
+        "ours_bf16": (UNet(config), True),
+        "diffusers_bf16": (_DiffusersDenoiser(diffusers_unet(), config), True),
         "diffusers_bf16_fp32_attention": (
-            _DiffusersDenoiser(diffusers_unet(), fp32_attention=True),
+            _DiffusersDenoiser(diffusers_unet(), config, fp32_attention=True),
             True,
         ),
         "diffusers_bf16_our_widths": (
-            _DiffusersDenoiser(diffusers_unet(widths=(16, 48, 80))),
+            _DiffusersDenoiser(diffusers_unet(widths=(16, 48, 80)), config),
             True,
         ),
         "ours_fp32": (UNet(unet_preset("small")), False),
@@ -295,9 +297,7 @@ def stage_diffusers(args) -> dict:
 
     def build(config):
         torch.manual_seed(args.seed)
-        model = _DiffusersDenoiser(diffusers_unet(config.num_classes), config.num_classes)
-        model.config = config  # image size and channels for the pipeline
-        return model
+        return _DiffusersDenoiser(diffusers_unet(config.num_classes), config)
 
     return stage_target(
         args,
@@ -411,9 +411,14 @@ def main() -> None:
         print(plot_nfe(result, args.nfe_plot))
         return
     stages = ("speed", "target", "diffusers", "nfe") if args.stage == "all" else (args.stage,)
-    run = {"speed": stage_speed, "target": stage_target, "diffusers": stage_diffusers}
+    run = {
+        "speed": stage_speed,
+        "target": stage_target,
+        "diffusers": stage_diffusers,
+        "nfe": stage_nfe,
+    }
     for stage in stages:
-        result = {**run, "nfe": stage_nfe}[stage](args)
+        result = run[stage](args)
         _save(Path(args.out_dir), stage, result)
         if stage == "nfe":
             plot_nfe(result, args.nfe_plot)
