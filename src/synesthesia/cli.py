@@ -1,7 +1,9 @@
 """The ``synesthesia`` command: thin wiring of the rooms' sub-commands.
 
-Every sub-command has ``--help``. A wrong argument or a missing file prints one line
-(``synesthesia: error: ...``) and exits with status 2, without a traceback.
+Every sub-command has ``--help``. The project's own input errors
+(:class:`synesthesia.errors.InputError`: a wrong argument, a missing or malformed file, a size
+that cannot fit) print one line (``synesthesia: error: ...``) and exit with status 2; any other
+exception is a bug and keeps its traceback. An interrupted command exits with 130.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from synesthesia import __version__
-from synesthesia.commands import CommandError
+from synesthesia.errors import InputError
 
 # One module per room under synesthesia.commands; each has register(subparsers).
 COMMAND_MODULES = ("oracle", "data", "image", "clip", "brain")
@@ -46,9 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result = args.func(args)
-    except (CommandError, ValueError, FileNotFoundError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"synesthesia: error: {msg}", file=sys.stderr)
+    except InputError as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"synesthesia: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("synesthesia: interrupted", file=sys.stderr)

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from synesthesia.errors import InputError, MissingInputError
+
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
@@ -181,15 +183,28 @@ def tensors_to_bytes(
 
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """Read a JSON file; FileNotFoundError / ValueError naming the file on any problem."""
+    """Read a JSON file (a UTF-8 byte-order mark is allowed).
+
+    Raises :class:`~synesthesia.errors.MissingInputError` / :class:`InputError` naming the file
+    on any problem (missing, a folder, unreadable, not UTF-8, corrupted or truncated JSON).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a {what} (JSON)")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} not found")
+        raise MissingInputError(f"{path}: {what} not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_bytes().decode("utf-8-sig")
+    except PermissionError:
+        raise InputError(f"{path}: {what} not readable (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: {what} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start}); restore or delete it") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
         msg = f"{path}: corrupted or truncated JSON ({exc}); restore or delete it"
-        raise ValueError(msg) from exc
+        raise InputError(msg) from exc
 
 
 def read_safetensors(
@@ -201,30 +216,53 @@ def read_safetensors(
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found")
+        raise MissingInputError(f"{path}: weights file not found")
     try:
-        tensors = load(path.read_bytes())  # reads fully: a truncated file fails here, not later
+        data = path.read_bytes()
+    except PermissionError:
+        raise InputError(f"{path}: weights file not readable (permission denied)") from None
+    try:
+        tensors = load(data)  # reads fully: a truncated file fails here, not later
     except SafetensorError as exc:
-        raise ValueError(
+        raise InputError(
             f"{path}: corrupted or truncated safetensors file ({exc}); restore or delete it"
         ) from exc
     return {k: v.to(device) for k, v in tensors.items()} if str(device) != "cpu" else tensors
 
 
 def save_pretrained(
-    folder: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], config: dict
+    folder: str | os.PathLike,
+    state_dict: Mapping[str, torch.Tensor],
+    config: dict,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Save weights and config to ``folder``: ``model.safetensors`` + ``config.json``.
 
-    Each file is written atomically; other files in ``folder`` are left alone. ``config``
-    must be a JSON-serialisable dict (for a dataclass pass ``dataclasses.asdict(cfg)``).
+    The folder is written as a whole (:func:`atomic_folder`): a crash leaves either the old
+    folder or the new one, never new weights beside an old config. Other files already in
+    ``folder`` (``extra_files`` aside) are carried into the new folder. ``config`` must be a
+    JSON-serialisable dict (for a dataclass pass ``dataclasses.asdict(cfg)``);
+    ``extra_files`` maps a relative name to bytes written beside them (e.g. a tokenizer).
     """
     if not isinstance(config, dict):
         raise ValueError(f"config must be a dict (JSON object), got {type(config).__name__}")
+    try:
+        config_text = json.dumps(config, indent=2, allow_nan=True) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config is not JSON-serialisable ({exc})") from exc
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / WEIGHTS_NAME, tensors_to_bytes(state_dict))
-    atomic_write_json(folder / CONFIG_NAME, config)
+    ours = {WEIGHTS_NAME, CONFIG_NAME, *(extra_files or {})}
+    with atomic_folder(folder) as tmp:
+        if folder.is_dir():
+            for item in folder.iterdir():
+                if item.name not in ours:
+                    copy = shutil.copytree if item.is_dir() else shutil.copy2
+                    copy(item, tmp / item.name)
+        (tmp / WEIGHTS_NAME).write_bytes(tensors_to_bytes(state_dict))
+        (tmp / CONFIG_NAME).write_text(config_text, encoding="utf-8")
+        for name, data in (extra_files or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
     return folder
 
 
@@ -233,20 +271,22 @@ def load_pretrained(
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Load ``(state_dict, config)`` saved by :func:`save_pretrained` (or a trainer checkpoint).
 
-    Raises FileNotFoundError naming the missing folder or file, ValueError naming a
-    corrupted or truncated file.
+    Raises :class:`MissingInputError` naming the missing folder or file, :class:`InputError`
+    naming a corrupted or truncated file.
     """
     folder = Path(folder)
     if not folder.exists():
         with contextlib.suppress(OSError):  # e.g. a read-only file system
             recover_folder(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a file, expected a checkpoint folder")
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{folder}: no such checkpoint folder (expected {WEIGHTS_NAME} and {CONFIG_NAME} in it)"
         )
     config = read_json(folder / CONFIG_NAME, what="config file")
     if not isinstance(config, dict):
         kind = type(config).__name__
-        raise ValueError(f"{folder / CONFIG_NAME}: expected a JSON object, got {kind}")
+        raise InputError(f"{folder / CONFIG_NAME}: expected a JSON object, got {kind}")
     state_dict = read_safetensors(folder / WEIGHTS_NAME, device=device)
     return state_dict, config

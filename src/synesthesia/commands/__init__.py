@@ -5,6 +5,8 @@ sets ``func`` on each; :mod:`synesthesia.cli` is the only module that imports th
 Heavy imports (torch, matplotlib) happen inside the command functions so that ``--help`` is fast.
 """
 
+from synesthesia.errors import InputError
 
-class CommandError(Exception):
-    """A user error: printed as one line by the command, with no traceback, exit status 2."""
+
+class CommandError(InputError):
+    """A user error found by a command: printed as one line, no traceback, exit status 2."""

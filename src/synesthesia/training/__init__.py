@@ -10,16 +10,30 @@ It knows nothing of any particular model: it takes a module, a loss function
 """
 
 from synesthesia.training.config import TrainerConfig, TrainResult
+from synesthesia.training.machine import CpuWallClock, machine_record
+from synesthesia.training.precision import (
+    autocast,
+    native_bf16,
+    precision_report,
+    resolve_precision,
+)
 from synesthesia.training.schedule import ema_decay_at, lr_at, lr_factor
 from synesthesia.training.trainer import (
     NonFiniteLossError,
     Trainer,
     derive_seed,
     epoch_permutation,
+    read_run_state,
     resolve_mixed_precision,
 )
 
 __all__ = [
+    "CpuWallClock",
+    "autocast",
+    "machine_record",
+    "native_bf16",
+    "precision_report",
+    "resolve_precision",
     "NonFiniteLossError",
     "TrainResult",
     "Trainer",
@@ -29,5 +43,6 @@ __all__ = [
     "epoch_permutation",
     "lr_at",
     "lr_factor",
+    "read_run_state",
     "resolve_mixed_precision",
 ]

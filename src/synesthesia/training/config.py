@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LR_SCHEDULES = ("cosine", "constant")
-MIXED_PRECISIONS = ("auto", "no", "bf16")
+MIXED_PRECISIONS = ("auto", "no", "bf16", "fp32")
 STOP_REASONS = ("max_steps", "max_minutes", "interrupted")
 
 

@@ -42,6 +42,7 @@ from synesthesia.io import (
 )
 from synesthesia.training.config import TrainerConfig, TrainResult
 from synesthesia.training.logs import MetricsCSV
+from synesthesia.training.precision import autocast, resolve_precision
 from synesthesia.training.schedule import ema_decay_at, lr_at
 from synesthesia.training.state import (
     decode_bytes_tensor,
@@ -72,28 +73,32 @@ class NonFiniteLossError(FloatingPointError, ValueError):
 
 
 def resolve_mixed_precision(mode: str, device: torch.device | str) -> str:
-    """``"auto"`` -> ``"bf16"`` where bf16 autocast is fast on ``device``, else ``"no"``.
+    """``"bf16"`` or ``"no"``: kept for callers of the old name; see
+    :func:`synesthesia.training.precision.resolve_precision`."""
+    return resolve_precision(mode, device)
 
-    On CUDA: when the GPU supports bf16. On a CPU: when oneDNN reports native bf16 support
-    (AVX512-BF16 or AMX), where ``benchmarks/bench_training.py`` measured the speed-up.
+
+def read_run_state(out_dir: str | Path) -> dict:
+    """The saved state of the training run in ``out_dir`` (from its latest checkpoint).
+
+    Returns the checkpoint's trainer state: ``step``, ``epoch``, ``config`` (the
+    :class:`TrainerConfig` fields as saved), ``mixed_precision``, ``elapsed_s``, ... Callers
+    read a run's settings through this function, never by opening the files themselves.
+    Raises :class:`~synesthesia.errors.InputError` naming the file when it is missing or bad.
     """
-    if mode not in ("auto", "no", "bf16"):
-        raise ValueError(f"mixed_precision must be 'auto', 'no' or 'bf16', got {mode!r}")
-    if mode != "auto":
-        return mode
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    if device.type == "cpu":
-        try:
-            onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-            avx512_bf16 = bool(torch.cpu._is_avx512_bf16_supported())
-            amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
-            native = onednn and (avx512_bf16 or amx)
-        except (AttributeError, RuntimeError):
-            native = False
-        return "bf16" if native else "no"
-    return "no"
+    from synesthesia.errors import InputError, MissingInputError
+
+    folder = Path(out_dir) / "checkpoint"
+    recover_folder(folder)
+    path = folder / "train" / "trainer_state.json"
+    if not path.is_file():
+        raise MissingInputError(f"{folder}: no checkpoint to resume; train without --resume first")
+    state = read_json(path, what="trainer state")
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise InputError(f"{path}: not a trainer state (format {STATE_FORMAT})")
+    if not isinstance(state.get("config"), dict):
+        raise InputError(f"{path}: has no saved trainer configuration")
+    return state
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -206,9 +211,7 @@ class Trainer:
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         acc = self.accelerator
         self.device = acc.device
-        self.mixed_precision = resolve_mixed_precision(config.mixed_precision, self.device)
-        if self.mixed_precision == "bf16" and self.device.type not in ("cpu", "cuda"):
-            self.mixed_precision = "no"
+        self.mixed_precision = resolve_precision(config.mixed_precision, self.device)
         if acc.mixed_precision not in ("no", self.mixed_precision):
             warnings.warn(
                 f"accelerate is configured for mixed_precision={acc.mixed_precision!r} (accelerate "
@@ -404,9 +407,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.mixed_precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.mixed_precision, self.device)
 
     def _train_step(self, batch: Any) -> tuple[float, dict[str, float], float, tuple[float, float]]:
         from accelerate.utils import send_to_device
