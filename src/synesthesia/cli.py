@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from synesthesia import __version__
+from synesthesia.commands import Parser
 from synesthesia.errors import InputError
 
 # One module per room under synesthesia.commands; each has register(subparsers).
@@ -22,7 +23,7 @@ COMMAND_MODULES = ("oracle", "data", "image", "clip", "brain")
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every room's sub-commands registered."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="synesthesia",
         description="Multimodal learning, diffusion generation and multisensory integration.",
     )
@@ -42,11 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
     try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         result = args.func(args)
     except InputError as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__

@@ -72,6 +72,10 @@ def check_count(n: int, what: str, limit: int, unit: str = "items") -> int:
     return int(n)
 
 
+def _label(what: str, given: str) -> str:
+    return f"{what} {given}".strip()
+
+
 def _first_existing_parent(path: Path) -> Path:
     for parent in [path, *path.parents]:
         if parent.exists() or parent.is_symlink():
@@ -88,11 +92,11 @@ def check_output_file(path: str | os.PathLike, what: str, suffixes: tuple[str, .
     given = str(path)
     path = Path(path)
     if not given or given.endswith(("/", os.sep)):
-        raise InputError(f"{what} {given!r}: expected a file name, got a folder")
+        raise InputError(f"{_label(what, repr(given))}: expected a file name, got a folder")
     if suffixes and path.suffix.lower() not in suffixes:
-        raise InputError(f"{what} {given}: must end in {' or '.join(suffixes)}")
+        raise InputError(f"{_label(what, given)}: must end in {' or '.join(suffixes)}")
     if path.is_dir():
-        raise InputError(f"{what} {given}: is a folder; give a file name inside it")
+        raise InputError(f"{_label(what, given)}: is a folder; give a file name inside it")
     _check_parent(path.parent, what, given)
     return path
 
@@ -102,7 +106,7 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
     given = str(path)
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise InputError(f"{what} {given}: is a file, not a folder")
+        raise InputError(f"{_label(what, given)}: is a file, not a folder")
     if path.is_dir():
         _probe_write(path, what, given)
         return path
@@ -113,7 +117,7 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
 def _check_parent(parent: Path, what: str, given: str) -> None:
     existing = _first_existing_parent(parent if str(parent) else Path("."))
     if not existing.is_dir():
-        raise InputError(f"{what} {given}: {existing} is a file, not a folder")
+        raise InputError(f"{_label(what, given)}: {existing} is a file, not a folder")
     _probe_write(existing, what, given)
 
 
@@ -125,7 +129,8 @@ def _probe_write(folder: Path, what: str, given: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".synesthesia-probe-", dir=folder)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise InputError(f"{what} {given}: cannot write in {folder} ({reason.lower()})") from None
+        where = _label(what, given)
+        raise InputError(f"{where}: cannot write in {folder} ({reason.lower()})") from None
     os.close(fd)
     os.unlink(tmp)
 

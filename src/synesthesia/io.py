@@ -43,6 +43,7 @@ __all__ = [
     "recover_folder",
     "save_pretrained",
     "tensors_to_bytes",
+    "user_cache_dir",
 ]
 
 
@@ -180,6 +181,20 @@ def tensors_to_bytes(
         seen.add(t.untyped_storage().data_ptr())
         out[name] = t
     return save(out, metadata={"format": "pt", **(metadata or {})})
+
+
+def user_cache_dir() -> Path:
+    """The user cache folder, ``$SYNESTHESIA_CACHE`` or ``~/.cache/synesthesia`` (checked).
+
+    Raises :class:`InputError` naming ``$SYNESTHESIA_CACHE`` when it points at a file or a
+    place that cannot be written. Nothing is created here.
+    """
+    from synesthesia.errors import check_output_dir
+
+    env = os.environ.get("SYNESTHESIA_CACHE")
+    if env:
+        return check_output_dir(env, "$SYNESTHESIA_CACHE")
+    return check_output_dir(Path.home() / ".cache" / "synesthesia", "the cache folder")
 
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:

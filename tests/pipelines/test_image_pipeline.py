@@ -9,7 +9,7 @@ import torch
 from synesthesia.diffusion import NoiseSchedule, diffusion_loss, sample
 from synesthesia.nets.unet import UNet, unet_preset
 from synesthesia.pipelines import ClassToImagePipeline, image_grid
-from synesthesia.pipelines.image import ImageRecipe, image_loss_fn, plan_steps
+from synesthesia.pipelines.image import ImageRecipe, image_loss_fn
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,8 @@ def pipe() -> ClassToImagePipeline:
         for p in unet.parameters():
             if p.abs().max() == 0:
                 p.normal_(std=0.05)
-    return ClassToImagePipeline(unet, NoiseSchedule("cosine", 1000), "v", {"data": "digits8x8"})
+    schedule = NoiseSchedule("cosine", 1000)
+    return ClassToImagePipeline(unet, schedule, "v", {"data": "digits8x8"}, precision="fp32")
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -57,7 +58,6 @@ def test_guidance_matches_direct_sampler_calls(pipe, w):
         num_inference_steps=5,
         method="ddim",
         generator=_gen(1),
-        autocast=False,
     )
 
     def by_hand(x, t, labels):
@@ -80,7 +80,53 @@ def test_guidance_matches_direct_sampler_calls(pipe, w):
     torch.testing.assert_close(got, want.clamp(-1, 1), atol=2e-5, rtol=1e-4)
 
 
+def test_save_is_one_atomic_folder(pipe, tmp_path, monkeypatch):
+    """A crash while writing leaves the old folder whole: never new weights beside an old config."""
+    import synesthesia.io as io
+
+    folder = pipe.save_pretrained(tmp_path / "p")
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    other = ClassToImagePipeline(
+        UNet(unet_preset("tiny", image_size=8)), pipe.schedule, "v", {"data": "x"}
+    )
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    real = io.tensors_to_bytes
+    monkeypatch.setattr(io.Path, "write_text", crash)  # config.json fails after the weights
+    with pytest.raises(OSError, match="disk full"):
+        other.save_pretrained(folder)
+    monkeypatch.undo()
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    assert io.tensors_to_bytes is real
+
+
+def test_precision_is_resolved_once_and_used_for_every_call(pipe, monkeypatch):
+    """The U-Net runs under bf16 autocast only when the resolved precision says bf16."""
+    seen = []
+    real = pipe.unet.forward
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.unet, "forward", spy)
+    pipe.set_precision("fp32")
+    pipe([1], num_inference_steps=2, generator=_gen())
+    assert seen and not any(seen)
+    seen.clear()
+    pipe.set_precision("bf16")
+    pipe([1], num_inference_steps=2, generator=_gen())
+    assert seen and all(seen)
+    pipe.set_precision("fp32")
+
+
 def test_bad_arguments(pipe):
+    with pytest.raises(ValueError, match="guidance_scale"):
+        pipe([1], guidance_scale=float("nan"))
+    with pytest.raises(ValueError, match="guidance_scale"):
+        pipe([1], guidance_scale=1e308)
     with pytest.raises(ValueError, match="class_labels must lie"):
         pipe([10])
     with pytest.raises(ValueError, match="output_type"):
@@ -93,8 +139,9 @@ def test_bad_arguments(pipe):
 
 def test_save_and_load_round_trip(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "p")
-    again = ClassToImagePipeline.from_pretrained(tmp_path / "p")
-    assert again.config["kind"] == "image" and again.config["data"] == "digits8x8"
+    again = ClassToImagePipeline.from_pretrained(tmp_path / "p", precision="fp32")
+    assert again.config.kind == "image" and again.config.extra["data"] == "digits8x8"
+    assert again.config.to_dict() == pipe.config.to_dict()
     assert again.unet.config == pipe.unet.config and again.prediction == "v"
     a = pipe([2, 3], num_inference_steps=3, generator=_gen())
     b = again([2, 3], num_inference_steps=3, generator=_gen())
@@ -117,7 +164,7 @@ def test_wrong_kind_and_mismatched_weights(pipe, tmp_path):
     folder = pipe.save_pretrained(tmp_path / "p")
     cfg = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**cfg, "kind": "clip"}))
-    with pytest.raises(ValueError, match="not an image-diffusion checkpoint"):
+    with pytest.raises(ValueError, match="not a ClassToImagePipeline checkpoint"):
         ClassToImagePipeline.from_pretrained(folder)
     cfg["unet"]["base_channels"] = 32
     (folder / "config.json").write_text(json.dumps(cfg))
@@ -132,15 +179,6 @@ def test_image_grid_layout():
     assert (grid[1:3, 1:4] == 0).all() and (grid[1:3, 5:8] == 255).all()
     assert (grid[4:6, 1:4] == 128).all()  # 0 in [-1, 1] -> 127.5 -> 128
     assert (grid[0] == 255).all()  # white padding
-
-
-def test_plan_steps_fits_the_schedule_into_the_budget():
-    plan = plan_steps(minutes=10, seconds_per_step=0.5, max_steps=None, spent_s=30)
-    assert plan.max_steps == int(0.9 * 570 / 0.5)
-    assert plan.max_minutes == pytest.approx(9.5)
-    assert plan_steps(minutes=1, seconds_per_step=9.0, max_steps=77).max_steps == 77
-    with pytest.raises(ValueError, match="max_steps"):
-        plan_steps(minutes=None, seconds_per_step=None, max_steps=None)
 
 
 def test_loss_fn_drops_labels_then_calls_diffusion_loss(pipe):

@@ -49,22 +49,6 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
     assert first.losses + rest == pytest.approx(full, rel=0, abs=0)
 
 
-def test_fastest_threads_keeps_the_setting_it_reports():
-    from synesthesia.pipelines.image_train import fastest_threads
-
-    loss_fn = image_loss_fn(ImageRecipe(), NoiseSchedule("cosine", 1000), null_class=10)
-    unet = UNet(unet_preset("tiny", image_size=8))
-    batch = (torch.rand(4, 1, 8, 8) * 2 - 1, torch.arange(4))
-    before = torch.get_num_threads()
-    try:
-        step, threads = fastest_threads(unet, loss_fn, batch, autocast=False, pick=False)
-        assert threads == before and step > 0
-        step, threads = fastest_threads(unet, loss_fn, batch, autocast=False)
-        assert threads in (1, before) and torch.get_num_threads() == threads
-    finally:
-        torch.set_num_threads(before)
-
-
 def test_build_model_trains_another_denoiser_with_the_same_recipe(tmp_path):
     """ImageTrainOptions.build_model: the trainer trains the network it returns (benchmarks
     use it for diffusers' U-Net); the default builds our UNet from the same config."""

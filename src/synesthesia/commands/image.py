@@ -13,40 +13,87 @@ from pathlib import Path
 
 from synesthesia.commands import CommandError
 from synesthesia.commands._shared import (
-    nonnegative_float,
+    CheckpointKind,
+    add_precision_option,
+    count_up_to,
+    guidance_float,
+    output_dir,
+    output_file,
     positive_float,
-    positive_int,
-    register_eval,
+    register_kind,
+    seed_int,
     train_subparsers,
 )
 
 KIND = "image"  # the "kind" entry of an image checkpoint's config.json
 METHODS = ("ddpm", "ddim", "dpmpp_2m", "euler", "heun")
 PRESETS = ("tiny", "small", "base")
+DEMO_MINUTES = 11.0
+# Sizes beyond these cannot be held in memory on a laptop (28 x 28 float32 images: 1 million
+# samples are 3.1 GB, before the sampler's working copies).
+MAX_SAMPLES = 1_000_000
+MAX_SAMPLER_STEPS = 10_000
+MAX_BATCH = 65_536
+MAX_TRAIN_STEPS = 100_000_000
 
 
 def _add_sampling_options(p: argparse.ArgumentParser, steps: int = 20) -> None:
-    """Options shared by sample/eval/demo (skipped when another kind already added them)."""
-    have = p._option_string_actions
-    if "--guidance" not in have:
-        p.add_argument(
-            "--guidance",
-            type=nonnegative_float,
-            default=2.0,
-            help="classifier-free guidance scale w (1 = no guidance; default 2)",
-        )
-    if "--method" not in have:
-        p.add_argument("--method", choices=METHODS, default="dpmpp_2m", help="sampler")
-    if "--steps" not in have:
-        p.add_argument("--steps", type=positive_int, default=steps, help="sampler steps")
-    if "--seed" not in have:
-        p.add_argument("--seed", type=int, default=0, help="random seed")
-    if "--no-progress" not in have:
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    """Options of every image sampling command (sample, eval image, demo)."""
+    p.add_argument(
+        "--guidance",
+        type=guidance_float,
+        default=2.0,
+        help="classifier-free guidance scale w in [0, 100] (1 = no guidance; default 2)",
+    )
+    p.add_argument("--method", choices=METHODS, default="dpmpp_2m", help="sampler")
+    p.add_argument(
+        "--steps", type=count_up_to(MAX_SAMPLER_STEPS), default=steps, help="sampler steps"
+    )
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed")
+    add_precision_option(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _sample_options(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Sample class-conditional images. OUT ending in .png is a grid; .npz holds images "
+        "(float32 N x C x H x W in [-1, 1]) and labels (int64)."
+    )
+    p.add_argument(
+        "--class",
+        dest="classes",
+        type=int,
+        action="append",
+        help="class to draw (repeatable; default: all classes in turn)",
+    )
+    p.add_argument("--n", type=count_up_to(MAX_SAMPLES), default=64, help="number of images")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=output_file(".png", ".npz"),
+        help="output file: .png grid or .npz",
+    )
+    _add_sampling_options(p)
+
+
+def _eval_options(p: argparse.ArgumentParser) -> None:
+    _add_sampling_options(p)
+    p.add_argument(
+        "--n-per-class",
+        type=count_up_to(MAX_SAMPLES // 10),
+        default=100,
+        help="samples per class (default 100)",
+    )
+    p.add_argument(
+        "--json",
+        type=output_file(".json"),
+        default=None,
+        help="where to write the scores (default: next to the checkpoint)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``train image``, ``sample``, ``eval image`` and ``demo``."""
+    """Add ``train image``, ``sample`` and ``eval`` for image checkpoints, and ``demo``."""
     train = train_subparsers(subparsers).add_parser(
         "image",
         help="train a class-conditional image diffusion model",
@@ -56,84 +103,82 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--data",
-        default="mnist5k",
-        help="mnist5k (built in, default), digits8x8, or a folder of MNIST/Fashion-MNIST IDX files",
+        default=None,
+        help="mnist5k (built in, default), digits8x8, or a folder of MNIST/Fashion-MNIST IDX "
+        "files (on --resume: the run's own)",
     )
     train.add_argument(
         "--minutes", type=positive_float, default=10.0, help="time budget (default 10)"
     )
     train.add_argument("--preset", choices=PRESETS, default="small", help="U-Net size")
-    train.add_argument("--out", default="runs/image", help="run folder (default runs/image)")
+    train.add_argument(
+        "--out",
+        type=output_dir,
+        default=Path("runs/image"),
+        help="run folder (default runs/image)",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--seed", type=int, default=0, help="random seed")
-    train.add_argument("--batch-size", type=positive_int, default=64)
+    train.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
+    train.add_argument(
+        "--batch-size", type=count_up_to(MAX_BATCH), default=None, help="batch (default 64)"
+    )
     train.add_argument(
         "--max-steps",
-        type=positive_int,
+        type=count_up_to(MAX_TRAIN_STEPS),
         default=None,
-        help="schedule length (default: fit --minutes)",
+        help="schedule length (default: fit --minutes); on --resume, a larger value extends "
+        "the run",
     )
+    add_precision_option(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
-    sample = subparsers.add_parser(
-        "sample",
-        help="sample images from an image checkpoint",
-        description="Sample class-conditional images. OUT ending in .png is a grid; .npz holds "
-        "images (float32 N x C x H x W in [-1, 1]) and labels (int64).",
+    register_kind(
+        subparsers,
+        CheckpointKind(
+            KIND,
+            evaluate=cmd_eval,
+            eval_options=_eval_options,
+            sample=cmd_sample,
+            sample_options=_sample_options,
+        ),
     )
-    sample.add_argument("checkpoint", help="checkpoint folder (config.json + model.safetensors)")
-    sample.add_argument(
-        "--class",
-        dest="classes",
-        type=int,
-        action="append",
-        help="class to draw (repeatable; default: all classes in turn)",
-    )
-    sample.add_argument("--n", type=positive_int, default=64, help="number of images")
-    sample.add_argument("--out", required=True, help="output file: .png grid or .npz")
-    _add_sampling_options(sample)
-    sample.set_defaults(func=cmd_sample)
-
-    register_eval(subparsers, KIND, cmd_eval, _eval_arguments)
 
     demo = subparsers.add_parser(
         "demo",
         help="the main job: train on the built-in digits, sample a grid, score it",
-        description="Train a class-conditional diffusion model on the built-in MNIST digits "
-        "for at most --minutes, then write a 10 x 10 grid (one row per class), metrics JSON "
-        "and the checkpoint under --out.",
+        description="Train a class-conditional diffusion model on the built-in MNIST digits, "
+        "then write a 10 x 10 grid (one row per class), metrics JSON and the checkpoint under "
+        "--out. --minutes bounds the whole job (evaluator, training, sampling and scoring).",
     )
     demo.add_argument(
-        "--minutes", type=positive_float, default=10.0, help="training time (default 10)"
+        "--minutes",
+        type=positive_float,
+        default=DEMO_MINUTES,
+        help=f"wall-time budget of the whole job (default {DEMO_MINUTES:g})",
     )
-    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    demo.add_argument(
+        "--out",
+        type=output_dir,
+        default=Path("runs/demo"),
+        help="output folder (default runs/demo)",
+    )
     demo.add_argument("--preset", choices=PRESETS, default="small", help="U-Net size")
     demo.add_argument(
-        "--n-per-class", type=positive_int, default=100, help="samples per class for metrics"
+        "--n-per-class",
+        type=count_up_to(MAX_SAMPLES // 10),
+        default=100,
+        help="samples per class for metrics",
     )
     _add_sampling_options(demo)
     demo.set_defaults(func=cmd_demo)
 
 
-def _eval_arguments(p: argparse.ArgumentParser) -> None:
-    _add_sampling_options(p)
-    if "--n-per-class" not in p._option_string_actions:
-        p.add_argument(
-            "--n-per-class", type=positive_int, default=100, help="samples per class (image)"
-        )
-    if "--json" not in p._option_string_actions:
-        p.add_argument("--json", default=None, help="where to write the scores (JSON)")
-
-
 # ---------------------------------------------------------------------- helpers
-def _load_pipeline(checkpoint: str | Path):
+def _load_pipeline(checkpoint: str | Path, precision: str = "auto"):
     from synesthesia.pipelines.image import ClassToImagePipeline
 
-    folder = Path(checkpoint)
-    if not folder.exists():
-        raise CommandError(f"{folder}: no such checkpoint folder")
-    return ClassToImagePipeline.from_pretrained(folder)
+    return ClassToImagePipeline.from_pretrained(Path(checkpoint), precision=precision)
 
 
 def _load_data(spec: str):
@@ -142,25 +187,35 @@ def _load_data(spec: str):
     return load_image_splits(spec)
 
 
+def _generate(pipe, args, labels, gen, progress: bool):
+    return pipe(
+        labels,
+        guidance_scale=args.guidance,
+        num_inference_steps=args.steps,
+        method=args.method,
+        generator=gen,
+        progress=progress,
+    )
+
+
 def _scores(pipe, args, val, evaluator, n_per_class: int) -> dict:
     from synesthesia.metrics import score_class_conditional
 
     def generate(labels, gen):
-        return pipe(
-            labels,
-            guidance_scale=args.guidance,
-            num_inference_steps=args.steps,
-            method=args.method,
-            generator=gen,
-            progress=not args.no_progress,
-        )
+        return _generate(pipe, args, labels, gen, progress=not args.no_progress)
 
     scores = score_class_conditional(generate, evaluator, val, n_per_class, seed=args.seed)
-    scores.update(guidance=args.guidance, steps=args.steps, method=args.method, seed=args.seed)
+    scores.update(
+        guidance=args.guidance,
+        steps=args.steps,
+        method=args.method,
+        seed=args.seed,
+        precision=pipe.precision,
+    )
     return scores
 
 
-def _print_table(scores: dict, evaluator_config: dict) -> None:
+def _print_table(scores: dict) -> None:
     from synesthesia.metrics import TRUSTED_ACCURACY
 
     rows = [
@@ -180,38 +235,68 @@ def _print_table(scores: dict, evaluator_config: dict) -> None:
         )
 
 
+def _interrupted(result, resume_command: str) -> int:
+    """Say how far an interrupted run got and how to resume it; exit status 130."""
+    import sys
+
+    print(
+        f"interrupted at step {result.step}; the checkpoint is saved. Resume with:\n"
+        f"  {resume_command}",
+        file=sys.stderr,
+    )
+    return 130
+
+
 # ---------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
     """``synesthesia train image``."""
-    from synesthesia.pipelines.image_train import ImageTrainOptions, train_class_to_image
+    import shlex
 
-    train, _ = _load_data(args.data)
+    from synesthesia.pipelines.image_train import (
+        ImageTrainOptions,
+        resumable_settings,
+        train_class_to_image,
+    )
+
+    given = {"preset": args.preset, "batch_size": args.batch_size, "seed": args.seed}
+    data = args.data
+    if args.resume:  # what is not given comes from the run; what is given must match it
+        saved = resumable_settings(args.out)
+        data = data or saved.get("data") or "mnist5k"
+        given = {k: saved.get(k) if v is None else v for k, v in given.items()}
+    data = data or "mnist5k"
+    defaults = {"preset": "small", "batch_size": 64, "seed": 0}
+    given = {k: defaults[k] if v is None else v for k, v in given.items()}
+    train, _ = _load_data(data)
     options = ImageTrainOptions(
-        out_dir=args.out,
-        preset=args.preset,
+        out_dir=str(args.out),
+        preset=given["preset"],
         minutes=args.minutes,
         max_steps=args.max_steps,
-        batch_size=min(args.batch_size, len(train)),
-        seed=args.seed,
+        batch_size=min(given["batch_size"], len(train)),
+        seed=given["seed"],
+        mixed_precision=args.precision,
         progress=not args.no_progress,
     )
     _, result, plan = train_class_to_image(train, options, resume=args.resume)
+    if result.stopped == "interrupted":
+        command = f"synesthesia train image --out {shlex.quote(str(args.out))} --resume"
+        return _interrupted(result, command)
     print(
         f"trained {result.step} steps ({result.stopped}) in {result.wall_s:.0f} s at "
-        f"{result.items_per_s:.0f} images/s; checkpoint: {Path(args.out) / 'checkpoint'}"
+        f"{result.items_per_s:.0f} images/s ({plan.get('precision', options.mixed_precision)}); "
+        f"checkpoint: {Path(args.out) / 'checkpoint'}"
     )
     return 0
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
-    """``synesthesia sample CHECKPOINT --out FILE``."""
+def cmd_sample(args: argparse.Namespace, checkpoint: Path) -> int:
+    """``synesthesia sample CHECKPOINT --out FILE`` for an image checkpoint."""
     import numpy as np
     import torch
 
     out = Path(args.out)
-    if out.suffix not in (".png", ".npz"):
-        raise CommandError(f"--out must end in .png or .npz, got {out}")
-    pipe = _load_pipeline(args.checkpoint)
+    pipe = _load_pipeline(checkpoint, args.precision)
     if args.classes:
         bad = [c for c in args.classes if not 0 <= c < pipe.num_classes]
         if bad:
@@ -221,16 +306,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
         pool = list(range(pipe.num_classes))
     labels = torch.tensor([pool[i % len(pool)] for i in range(args.n)])
     gen = torch.Generator().manual_seed(args.seed)
-    images = pipe(
-        labels,
-        guidance_scale=args.guidance,
-        num_inference_steps=args.steps,
-        method=args.method,
-        generator=gen,
-        progress=not args.no_progress,
-    )
+    images = _generate(pipe, args, labels, gen, progress=not args.no_progress)
+    if not torch.isfinite(images).all():
+        raise CommandError(
+            f"the samples are not finite (guidance {args.guidance:g}, {args.method}); "
+            "lower --guidance"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".png":
+    if out.suffix.lower() == ".png":
         from synesthesia.pipelines.image import save_image_grid
 
         nrow = len(pool) if len(pool) > 1 and args.n % len(pool) == 0 and len(pool) <= 16 else 0
@@ -253,59 +336,91 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
     """``synesthesia eval [image] CHECKPOINT``: a table on screen, JSON on disk."""
+    from synesthesia.errors import check_output_file
     from synesthesia.io import atomic_write_json
     from synesthesia.metrics import get_evaluator
 
-    pipe = _load_pipeline(checkpoint)
-    data = pipe.config.get("data", "mnist5k")
+    pipe = _load_pipeline(checkpoint, args.precision)
+    out = Path(args.json) if args.json else Path(checkpoint).parent / "eval.json"
+    check_output_file(out, "--json" if args.json else "scores file")
+    data = pipe.extra.get("data", "mnist5k")
     train, val = _load_data(data)
-    evaluator, ev_config = get_evaluator(train, val, progress=not args.no_progress)
+    evaluator, _ = get_evaluator(train, val, progress=not args.no_progress)
     scores = _scores(pipe, args, val, evaluator, args.n_per_class)
     scores.update(checkpoint=str(checkpoint), data=data)
-    out = Path(args.json) if args.json else Path(checkpoint).parent / "eval.json"
     atomic_write_json(out, scores)
     print(f"{checkpoint} ({data}):")
-    _print_table(scores, ev_config)
+    _print_table(scores)
     print(f"scores written to {out}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``synesthesia demo``: train, sample a 10 x 10 grid, score, write everything."""
+    """``synesthesia demo``: train, sample a 10 x 10 grid, score, write everything.
+
+    ``--minutes`` bounds the whole job: the evaluator (trained on first use), the throughput
+    probe, training, the grid and the scored samples. Sampling is timed first (one network
+    call at the sampling batch size) and its share is kept out of the training budget.
+    """
     import torch
 
     from synesthesia.io import atomic_write_json
     from synesthesia.metrics import get_evaluator
     from synesthesia.pipelines.image import save_image_grid
-    from synesthesia.pipelines.image_train import ImageTrainOptions, train_class_to_image
+    from synesthesia.pipelines.image_train import (
+        ImageTrainOptions,
+        estimate_sampling_s,
+        train_class_to_image,
+    )
+    from synesthesia.training import machine_record, resolve_precision
+    from synesthesia.training.machine import CpuWallClock
 
+    start = time.perf_counter()
+    budget_s = args.minutes * 60.0
     out = Path(args.out)
     progress = not args.no_progress
+    precision = resolve_precision(args.precision, "cpu")
     train, val = _load_data("mnist5k")
-    start = time.perf_counter()
-    evaluator, _ = get_evaluator(train, val, progress=progress)
-    evaluator_s = time.perf_counter() - start
-    print(f"training a class-conditional U-Net for at most {args.minutes:g} minutes ...")
-    options = ImageTrainOptions(
-        out_dir=str(out),
-        preset=args.preset,
-        minutes=args.minutes,
-        seed=args.seed,
-        progress=progress,
-    )
-    pipe, result, plan = train_class_to_image(train, options)
-
-    gen = torch.Generator().manual_seed(args.seed)
-    labels = torch.arange(pipe.num_classes).repeat_interleave(10)
-    grid = pipe(
-        labels,
-        guidance_scale=args.guidance,
-        num_inference_steps=args.steps,
-        method=args.method,
-        generator=gen,
-    )
-    grid_path = save_image_grid(grid, out / "grid.png", nrow=10, scale=3)
-    scores = _scores(pipe, args, val, evaluator, args.n_per_class)
+    with CpuWallClock() as clock:
+        evaluator, _ = get_evaluator(train, val, progress=progress)
+        evaluator_s = time.perf_counter() - start
+        n_samples = 10 * 10 + 10 * args.n_per_class
+        sampling_s = estimate_sampling_s(
+            args.preset, train, n_samples, args.method, args.steps, args.guidance, precision
+        )
+        train_s = budget_s - (time.perf_counter() - start) - 1.1 * sampling_s - 5.0
+        if train_s < 20.0:
+            raise CommandError(
+                f"--minutes {args.minutes:g}: too short on this machine; sampling and scoring "
+                f"{n_samples} images alone take about {sampling_s / 60:.1f} minutes (lower "
+                "--n-per-class or --steps, or give more minutes)"
+            )
+        print(
+            f"training a class-conditional U-Net for {train_s / 60:.1f} of the job's "
+            f"{args.minutes:g} minutes ({precision}; sampling and scoring take about "
+            f"{sampling_s / 60:.1f}) ..."
+        )
+        options = ImageTrainOptions(
+            out_dir=str(out),
+            preset=args.preset,
+            minutes=train_s / 60.0,
+            seed=args.seed,
+            mixed_precision=precision,
+            progress=progress,
+        )
+        pipe, result, plan = train_class_to_image(train, options)
+        if result.stopped == "interrupted":
+            return _interrupted(
+                result, f"synesthesia train image --out {out} --resume (then synesthesia eval)"
+            )
+        sample_start = time.perf_counter()
+        gen = torch.Generator().manual_seed(args.seed)
+        labels = torch.arange(pipe.num_classes).repeat_interleave(10)
+        grid = _generate(pipe, args, labels, gen, progress=False)
+        grid_path = save_image_grid(grid, out / "grid.png", nrow=10, scale=3)
+        scores = _scores(pipe, args, val, evaluator, args.n_per_class)
+        sample_s = time.perf_counter() - sample_start
+    total_s = time.perf_counter() - start
     scores.update(
         train_steps=result.step,
         train_stopped=result.stopped,
@@ -314,13 +429,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         planned_steps=plan["max_steps"],
         probe_s=plan.get("probe_s"),
         evaluator_s=evaluator_s,
+        sampling_estimate_s=sampling_s,
+        sampling_s=sample_s,
+        total_s=total_s,
+        budget_s=budget_s,
         preset=args.preset,
         batch_size=options.batch_size,
         parameters=sum(p.numel() for p in pipe.unet.parameters()),
+        machine=machine_record(precision, cpu_wall=clock.ratio, threads_used=plan.get("threads")),
     )
     metrics_path = atomic_write_json(out / "metrics.json", scores)
-    print("results:")
-    _print_table(scores, {})
+    print(f"results ({total_s / 60:.1f} minutes in all):")
+    _print_table(scores)
     print(f"grid (one row per class): {grid_path}")
     print(f"metrics: {metrics_path}")
     print(

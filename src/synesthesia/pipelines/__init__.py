@@ -1,10 +1,13 @@
 """What a user calls to generate: class-to-image (and later text, latent, video, audio).
 
-Each pipeline has a diffusers-like call and ``save_pretrained`` / ``from_pretrained``
-(safetensors + JSON).
+Each pipeline builds on :class:`~synesthesia.pipelines.base.DiffusionPipeline`: a
+diffusers-like call, a dataclass config saved as JSON, ``save_pretrained`` /
+``from_pretrained`` of one atomic folder (safetensors + JSON), and one resolved precision.
 """
 
+from synesthesia.pipelines.base import DiffusionPipeline, PipelineConfig, to_output
 from synesthesia.pipelines.image import (
+    ClassToImageConfig,
     ClassToImagePipeline,
     ImagePipeline,
     ImageRecipe,
@@ -13,7 +16,11 @@ from synesthesia.pipelines.image import (
 )
 
 __all__ = [
+    "ClassToImageConfig",
     "ClassToImagePipeline",
+    "DiffusionPipeline",
+    "PipelineConfig",
+    "to_output",
     "ImagePipeline",
     "ImageRecipe",
     "image_grid",

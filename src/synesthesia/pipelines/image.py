@@ -13,22 +13,29 @@ A checkpoint folder holds ``model.safetensors`` (the U-Net's EMA weights) and ``
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from synesthesia.diffusion import NoiseSchedule, cfg_denoiser, diffusion_loss, sample
+from synesthesia.diffusion import NoiseSchedule, diffusion_loss
+from synesthesia.errors import InputError
 from synesthesia.nets.unet import UNet, UNetConfig, unet_preset
+from synesthesia.pipelines.base import (
+    DiffusionPipeline,
+    PipelineConfig,
+    build_schedule,
+    check_call_options,
+    load_weights,
+    to_output,
+    to_pil,
+)
 
 #: The ``"kind"`` of an image-diffusion checkpoint (``synesthesia eval`` dispatches on it).
 KIND = "image"
-OUTPUT_TYPES = ("pt", "np", "pil")
 
 
 @dataclass
@@ -54,58 +61,64 @@ class ImageRecipe:
         return cls(**d)
 
 
-def _autocast(enabled: bool, device: torch.device) -> contextlib.AbstractContextManager:
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+@dataclass
+class ClassToImageConfig(PipelineConfig):
+    """config.json of a class-to-image pipeline: the U-Net's config besides the base fields."""
+
+    kind: str = KIND
+    schedule: dict = field(default_factory=dict)
+    unet: dict = field(default_factory=dict)
+    required = ("kind", "schedule", "prediction", "unet")
 
 
-class ClassToImagePipeline:
+class ClassToImagePipeline(DiffusionPipeline):
     """Generate images of given classes with a class-conditional U-Net and CFG.
 
     Args:
         unet: a :class:`~synesthesia.nets.unet.UNet` with ``num_classes`` set.
         schedule: the noise schedule it was trained with.
         prediction: what the U-Net predicts: "eps", "x0" or "v".
-        config: the rest of the checkpoint's config (kept on save).
+        extra: the rest of the checkpoint's config (training provenance; kept on save).
+        precision: "auto" (bf16 only where native and measured faster), "fp32" or "bf16".
     """
+
+    kind = KIND
+    config_class = ClassToImageConfig
 
     def __init__(
         self,
         unet: UNet,
         schedule: NoiseSchedule,
         prediction: str = "v",
-        config: dict | None = None,
+        extra: dict | None = None,
+        precision: str = "auto",
     ) -> None:
         if unet.config.num_classes is None:
             raise ValueError("ClassToImagePipeline needs a class-conditional U-Net (num_classes)")
-        self.unet = unet.eval()
-        self.schedule = schedule
-        self.prediction = prediction
-        self.config = dict(config or {})
+        super().__init__(unet, schedule, prediction, extra, precision)
+
+    @property
+    def unet(self) -> UNet:
+        return self.network
 
     @property
     def num_classes(self) -> int:
         return int(self.unet.config.num_classes)
 
     @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
-
-    def to(self, device: str | torch.device) -> ClassToImagePipeline:
-        """Move the U-Net to ``device``; returns self."""
-        self.unet.to(device)
-        return self
+    def config(self) -> ClassToImageConfig:
+        return ClassToImageConfig(
+            schedule=self.schedule.to_config(),
+            prediction=self.prediction,
+            unet=self.unet.config.to_dict(),
+            extra=self.extra,
+        )
 
     # ------------------------------------------------------------------ generate
-    def denoiser(self, autocast: bool = True) -> Callable[..., torch.Tensor]:
-        """The U-Net as a sampler denoiser ``(x_t, t, labels) -> prediction`` (float32 out)."""
-
-        def call(x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            with _autocast(autocast, x.device):
-                return self.unet(x, t, labels=labels).float()
-
-        return call
+    def denoiser(self) -> Callable[..., torch.Tensor]:
+        """The U-Net as a sampler denoiser ``(x_t, t, labels) -> prediction`` (float32 out),
+        at the pipeline's precision."""
+        return self.network_call(lambda x, t, labels: self.unet(x, t, labels=labels))
 
     @torch.no_grad()
     def __call__(
@@ -118,8 +131,7 @@ class ClassToImagePipeline:
         num_images_per_prompt: int = 1,
         output_type: str = "pt",
         eta: float = 0.0,
-        batch_size: int = 256,
-        autocast: bool = True,
+        batch_size: int = 250,
         progress: bool = False,
     ):
         """Images for ``class_labels`` (each repeated ``num_images_per_prompt`` times).
@@ -128,99 +140,48 @@ class ClassToImagePipeline:
         guides (Ho & Salimans 2022). ``method``/``num_inference_steps`` pick the sampler
         (heun uses about two evaluations per step). ``output_type``: "pt" gives a float tensor
         (N, C, H, W) in [-1, 1]; "np" a float32 array (N, H, W, C) in [0, 1]; "pil" a list of
-        PIL images. ``autocast`` runs the U-Net in bf16 (about 2x faster on CPU).
+        PIL images. The U-Net runs at :attr:`precision`.
         """
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be >= 1, got {num_images_per_prompt}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_call_options(
+            guidance_scale, num_inference_steps, num_images_per_prompt, output_type, batch_size
+        )
         labels = torch.as_tensor(class_labels, dtype=torch.long).reshape(-1)
         if labels.numel() == 0:
-            raise ValueError("class_labels is empty: name at least one class")
+            raise InputError("class_labels is empty: name at least one class")
         if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(
+            raise InputError(
                 f"class_labels must lie in [0, {self.num_classes - 1}], got {labels.tolist()}"
             )
         labels = labels.repeat_interleave(num_images_per_prompt).to(self.device)
         cfg = self.unet.config
-        denoiser = self.denoiser(autocast)
-        if guidance_scale != 1.0:
-            null = torch.tensor([self.unet.null_class], device=self.device)
-            denoiser = cfg_denoiser(denoiser, guidance_scale, uncond={"labels": null})
-        chunks = []
-        for part in torch.split(labels, batch_size):
-            chunks.append(
-                sample(
-                    denoiser,
-                    (part.shape[0], cfg.in_channels, cfg.image_size, cfg.image_size),
-                    self.schedule,
-                    method=method,
-                    steps=num_inference_steps,
-                    eta=eta,
-                    prediction=self.prediction,
-                    generator=generator,
-                    cond={"labels": part},
-                    clip_x0=1.0,
-                    progress=progress,
-                    device=self.device,
-                )
-            )
-        images = torch.cat(chunks).clamp(-1.0, 1.0)
-        if output_type == "pt":
-            return images
-        arr = ((images.cpu() + 1.0) / 2.0).permute(0, 2, 3, 1).numpy().astype(np.float32)
-        if output_type == "np":
-            return arr
-        return [_to_pil(a) for a in arr]
+        null = torch.tensor([self.unet.null_class], device=self.device)
+        images = self.generate(
+            self.denoiser(),
+            (labels.shape[0], cfg.in_channels, cfg.image_size, cfg.image_size),
+            cond={"labels": labels},
+            uncond={"labels": null},
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+            method=method,
+            generator=generator,
+            batch_size=batch_size,
+            eta=eta,
+            progress=progress,
+        )
+        return to_output(images.clamp(-1.0, 1.0), output_type)
 
     # ------------------------------------------------------------------ persistence
-    def to_config(self) -> dict:
-        """The JSON config saved next to the weights."""
-        return {
-            **self.config,
-            "kind": KIND,
-            "unet": self.unet.config.to_dict(),
-            "schedule": self.schedule.to_config(),
-            "prediction": self.prediction,
-        }
-
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``model.safetensors`` + ``config.json`` to ``folder`` (atomically per file)."""
-        from synesthesia.io import save_pretrained
-
-        state = {k: v.detach().cpu().contiguous() for k, v in self.unet.state_dict().items()}
-        return save_pretrained(folder, state, self.to_config())
-
     @classmethod
-    def from_pretrained(
-        cls, folder: str | Path, device: str | torch.device = "cpu"
+    def _from_parts(
+        cls, config: ClassToImageConfig, state: dict[str, torch.Tensor], folder: Path
     ) -> ClassToImagePipeline:
-        """Load a pipeline saved by :meth:`save_pretrained` or a training run's checkpoint."""
-        from synesthesia.io import load_pretrained
-
-        state, config = load_pretrained(folder)
-        if config.get("kind") != KIND:
-            raise ValueError(
-                f"{Path(folder) / 'config.json'}: kind is {config.get('kind')!r}, "
-                f"not an image-diffusion checkpoint ({KIND!r})"
-            )
+        where = folder / "config.json"
         try:
-            unet = UNet(UNetConfig.from_dict(config["unet"]))
-            schedule = NoiseSchedule.from_config(config["schedule"])
-            prediction = config["prediction"]
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{Path(folder) / 'config.json'}: incomplete config ({exc})") from exc
-        try:
-            unet.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise ValueError(
-                f"{Path(folder) / 'model.safetensors'}: weights do not fit config.json ({first})"
-            ) from exc
-        rest = {k: v for k, v in config.items() if k not in ("unet", "schedule", "prediction")}
-        return cls(unet, schedule, prediction, rest).to(device)
+            unet = UNet(UNetConfig.from_dict(config.unet))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: bad U-Net config ({exc})") from exc
+        load_weights(unet, state, folder / "model.safetensors")
+        return cls(unet, build_schedule(config, str(where)), config.prediction, config.extra)
 
 
 #: Alias with the name diffusers users may look for.
@@ -251,73 +212,17 @@ def image_loss_fn(
     return loss_fn
 
 
-def build_model_config(unet_config: UNetConfig, recipe: ImageRecipe, data: str) -> dict:
-    """The checkpoint config.json for a class-conditional image model."""
+def build_model_config(unet_config: UNetConfig, recipe: ImageRecipe, data: str, **extra) -> dict:
+    """The checkpoint config.json for a class-conditional image model (what the trainer saves,
+    so that a run's checkpoint is a pipeline folder)."""
     schedule = NoiseSchedule(recipe.schedule, recipe.num_timesteps)
-    return {
-        "kind": KIND,
-        "unet": unet_config.to_dict(),
-        "schedule": schedule.to_config(),
-        "prediction": recipe.prediction,
-        "recipe": asdict(recipe),
-        "data": data,
-    }
-
-
-def measure_step_time(
-    model: UNet,
-    loss_fn: Callable[..., torch.Tensor],
-    batch: tuple[torch.Tensor, torch.Tensor],
-    steps: int = 4,
-    warmup: int = 2,
-    autocast: bool = True,
-) -> float:
-    """Median seconds of one training step (forward, backward, AdamW) on a throwaway copy."""
-    import copy
-
-    probe = copy.deepcopy(model).train()
-    opt = torch.optim.AdamW(probe.parameters(), lr=1e-4)
-    gen = torch.Generator().manual_seed(0)
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        with _autocast(autocast, batch[0].device):
-            loss = loss_fn(probe, batch, gen)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-@dataclass
-class ImageTrainPlan:
-    """Steps and bounds of a time-bounded run, from a short throughput probe."""
-
-    max_steps: int
-    max_minutes: float | None
-    seconds_per_step: float | None
-
-
-def plan_steps(
-    minutes: float | None,
-    seconds_per_step: float | None,
-    max_steps: int | None,
-    spent_s: float = 0.0,
-    safety: float = 0.9,
-) -> ImageTrainPlan:
-    """Fit the LR schedule into a time budget: ``max_steps = safety * remaining / step time``.
-
-    An explicit ``max_steps`` wins (then ``minutes`` is only a hard stop).
-    """
-    if max_steps is not None:
-        return ImageTrainPlan(max_steps, minutes, seconds_per_step)
-    if minutes is None or seconds_per_step is None:
-        raise ValueError("give max_steps, or minutes together with a measured step time")
-    remaining = max(minutes * 60.0 - spent_s, 1.0)
-    steps = max(1, math.floor(safety * remaining / seconds_per_step))
-    return ImageTrainPlan(steps, remaining / 60.0, seconds_per_step)
+    config = ClassToImageConfig(
+        schedule=schedule.to_config(),
+        prediction=recipe.prediction,
+        unet=unet_config.to_dict(),
+        extra={"recipe": asdict(recipe), "data": data, **extra},
+    )
+    return config.to_dict()
 
 
 def default_unet_config(preset: str, images: torch.Tensor, num_classes: int) -> UNetConfig:
@@ -329,13 +234,6 @@ def default_unet_config(preset: str, images: torch.Tensor, num_classes: int) -> 
 
 
 # ---------------------------------------------------------------------- grids
-def _to_pil(arr: np.ndarray):
-    from PIL import Image
-
-    a = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
-    return Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
-
-
 def image_grid(images: torch.Tensor, nrow: int, padding: int = 2, scale: int = 1):
     """A PIL image of ``images`` (N, C, H, W) in [-1, 1] laid out ``nrow`` per row.
 
@@ -355,7 +253,7 @@ def image_grid(images: torch.Tensor, nrow: int, padding: int = 2, scale: int = 1
         r, col = divmod(i, nrow)
         y, x = padding + r * (h + padding), padding + col * (w + padding)
         grid[y : y + h, x : x + w] = arr[i]
-    img = _to_pil(grid)
+    img = to_pil(grid)
     if scale > 1:
         from PIL import Image
 

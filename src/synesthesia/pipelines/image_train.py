@@ -8,7 +8,6 @@ slows down (the trainer then saves a checkpoint and stops early).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import torch
 
 from synesthesia.data.images import ImageSet
 from synesthesia.diffusion import NoiseSchedule
+from synesthesia.errors import InputError
 from synesthesia.nets.unet import UNet, UNetConfig
 from synesthesia.pipelines.image import (
     ClassToImagePipeline,
@@ -26,8 +26,6 @@ from synesthesia.pipelines.image import (
     build_model_config,
     default_unet_config,
     image_loss_fn,
-    measure_step_time,
-    plan_steps,
 )
 
 if TYPE_CHECKING:
@@ -46,7 +44,7 @@ class ImageTrainOptions:
     lr: float = 2e-3
     warmup_steps: int = 50
     ema_decay: float = 0.999
-    mixed_precision: str = "auto"
+    mixed_precision: str = "auto"  # "auto" (bf16 where native and faster), "fp32", "bf16"
     seed: int = 0
     log_every: int = 25
     checkpoint_every: int = 500
@@ -61,24 +59,103 @@ class ImageTrainOptions:
     build_model: Callable[[UNetConfig], torch.nn.Module] | None = None
 
 
-def fastest_threads(
-    model: UNet, loss_fn: Callable[..., torch.Tensor], batch, autocast: bool, pick: bool = True
-) -> tuple[float, int]:
-    """Measure the step time; on CPU (``pick``) also with 1 thread, and keep the faster.
+def estimate_sampling_s(
+    preset: str,
+    train: ImageSet,
+    n_samples: int,
+    method: str,
+    steps: int,
+    guidance_scale: float,
+    precision: str,
+    batch_size: int = 250,
+) -> float:
+    """Seconds to draw ``n_samples`` with a ``preset`` U-Net, in batches of ``batch_size``.
 
-    On a shared CPU, OpenMP threads that spin at barriers while another process holds a core
-    can make 2 threads several times slower than 1; on an idle machine 2 threads win. The
-    chosen count is set with ``torch.set_num_threads``. Returns (seconds per step, threads).
+    A network call on 64 images is timed (after a warm-up call), scaled to the batch and
+    multiplied by the number of calls (larger batches are a little faster per image, so this
+    errs long). Heun's calls are counted as two per step; guidance doubles the batch.
     """
-    threads = torch.get_num_threads()
-    step_time = measure_step_time(model, loss_fn, batch, autocast=autocast)
-    if pick and threads > 1 and batch[0].device.type == "cpu":
-        torch.set_num_threads(1)
-        single = measure_step_time(model, loss_fn, batch, steps=3, warmup=1, autocast=autocast)
-        if single < step_time:
-            return single, 1
-        torch.set_num_threads(threads)
-    return step_time, threads
+    from synesthesia.training.precision import autocast
+    from synesthesia.training.timing import time_calls
+
+    num_classes = int(train.labels.max()) + 1
+    unet = UNet(default_unet_config(preset, train.images, num_classes)).eval()
+    per_call = 64
+    shape = (per_call, *train.images.shape[1:])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen)
+    t = torch.full((per_call,), 500)
+    labels = torch.zeros(per_call, dtype=torch.long)
+
+    def call() -> None:
+        with torch.no_grad(), autocast(precision, "cpu"):
+            unet(x, t, labels=labels)
+
+    seconds = min(time_calls(call, steps=2, warmup=1)) / per_call  # per image
+    images_per_call = batch_size * (2 if guidance_scale != 1.0 else 1)
+    calls_per_batch = 2 * steps if method == "heun" else steps
+    batches = -(-n_samples // batch_size)
+    return seconds * images_per_call * calls_per_batch * batches
+
+
+def resumable_settings(out_dir: str | Path) -> dict:
+    """The settings of the run in ``out_dir`` that a resumption must keep: preset, data,
+    batch_size, seed (read through the trainer's public :func:`read_run_state`)."""
+    from synesthesia.io import read_json
+    from synesthesia.training import read_run_state
+
+    state = read_run_state(out_dir)
+    model_config = read_json(Path(out_dir) / "checkpoint" / "config.json", what="config file")
+    if not isinstance(model_config, dict):
+        model_config = {}
+    saved = state["config"]
+    return {
+        "preset": model_config.get("preset"),
+        "data": model_config.get("data"),
+        "batch_size": saved.get("batch_size"),
+        "seed": saved.get("seed"),
+    }
+
+
+def _resumed_config(out_dir: Path, options: ImageTrainOptions, data_name: str, image_size: int):
+    """The saved model config of the run in ``out_dir``, after checking ``options`` against it.
+
+    An option that would change the run (preset, data, batch size, seed, precision, schedule
+    length) and differs from the saved run is an error naming it and both values; pass
+    ``max_steps`` larger than the saved one to extend a finished run (a stated override).
+    """
+    from synesthesia.io import read_json
+    from synesthesia.training import read_run_state
+
+    state = read_run_state(out_dir)
+    ckpt = out_dir / "checkpoint"
+    model_config = read_json(ckpt / "config.json", what="config file")
+    if not isinstance(model_config, dict) or model_config.get("kind") != "image":
+        raise InputError(f"{ckpt / 'config.json'}: not an image-diffusion run")
+    saved = state["config"]
+    unet = model_config.get("unet", {})
+    given = {
+        "--preset": (model_config.get("preset"), options.preset),
+        "--data": (model_config.get("data"), data_name),
+        "image size": (unet.get("image_size"), image_size),
+        "--batch-size": (saved.get("batch_size"), options.batch_size),
+        "--seed": (saved.get("seed"), options.seed),
+    }
+    for name, (was, now) in given.items():
+        if was is not None and was != now:
+            raise InputError(
+                f"{name}: the run in {out_dir} used {was!r}, this call gives {now!r}; resume "
+                "with the run's own settings, or start a new run in another --out"
+            )
+    max_steps = int(saved["max_steps"])
+    if options.max_steps is not None and options.max_steps != max_steps:
+        if options.max_steps < int(state["step"]):
+            raise InputError(
+                f"--max-steps {options.max_steps}: the run in {out_dir} is already at step "
+                f"{state['step']} (planned {max_steps})"
+            )
+        max_steps = options.max_steps
+    return model_config, max_steps
 
 
 def train_class_to_image(
@@ -90,30 +167,30 @@ def train_class_to_image(
     """Train (or resume) a model on ``train``; returns ``(pipeline, TrainResult, plan dict)``.
 
     ``pipeline`` uses the EMA weights. The run folder ``options.out_dir`` gets
-    ``checkpoint/`` (a loadable pipeline folder) and ``metrics.csv``.
+    ``checkpoint/`` (a loadable pipeline folder) and ``metrics.csv``. With ``options.minutes``
+    the whole call (probe included) fits in the budget: the step time is measured
+    (:func:`synesthesia.training.timing.measure_train_step`, within a probe budget that
+    scales with the run's) and the LR schedule is planned to end in time.
     """
-    from synesthesia.training import Trainer, TrainerConfig
+    from synesthesia.training import Trainer, TrainerConfig, resolve_precision
+    from synesthesia.training.timing import measure_train_step, plan_steps, probe_budget_s
 
     start = time.perf_counter()
     out_dir = Path(options.out_dir)
     num_classes = int(train.labels.max()) + 1
+    precision = resolve_precision(options.mixed_precision, "cpu")
     if resume:
-        ckpt = out_dir / "checkpoint"
-        if not (ckpt / "config.json").is_file():
-            raise FileNotFoundError(f"{ckpt}: no checkpoint to resume; train without --resume")
-        model_config = json.loads((ckpt / "config.json").read_text())
+        image_size = int(train.images.shape[-1])
+        model_config, max_steps = _resumed_config(out_dir, options, train.name, image_size)
         unet_config = UNetConfig.from_dict(model_config["unet"])
         recipe = ImageRecipe.from_dict(model_config["recipe"])
-        saved = json.loads((ckpt / "train" / "trainer_state.json").read_text())["config"]
-        max_steps = int(saved["max_steps"])
         plan = {"max_steps": max_steps, "seconds_per_step": None, "resumed": True}
     else:
         recipe = options.recipe
         unet_config = default_unet_config(options.preset, train.images, num_classes)
         if options.unet_overrides:
             unet_config = UNetConfig.from_dict({**unet_config.to_dict(), **options.unet_overrides})
-        model_config = build_model_config(unet_config, recipe, train.name)
-        model_config["preset"] = options.preset
+        model_config = build_model_config(unet_config, recipe, train.name, preset=options.preset)
         max_steps = options.max_steps
     schedule = NoiseSchedule.from_config(model_config["schedule"])
     torch.manual_seed(options.seed)
@@ -122,22 +199,29 @@ def train_class_to_image(
 
     minutes = options.minutes
     if not resume:
-        step_time = None
+        timing = None
         if max_steps is None:
             if minutes is None:
                 raise ValueError("give minutes (a time budget) or max_steps")
             n = min(options.batch_size, len(train))
             batch = (train.images[:n], train.labels[:n])
-            amp = options.mixed_precision != "no"
-            step_time, threads = fastest_threads(model, loss_fn, batch, amp, options.pick_threads)
+            timing = measure_train_step(
+                model,
+                loss_fn,
+                batch,
+                precision,
+                budget_s=probe_budget_s(minutes),
+                pick_threads=options.pick_threads,
+            )
         spent = time.perf_counter() - start
-        p = plan_steps(minutes, step_time, max_steps, spent_s=spent)
+        p = plan_steps(minutes, timing.seconds if timing else None, max_steps, spent_s=spent)
         max_steps, minutes = p.max_steps, p.max_minutes
         plan = {
             "max_steps": max_steps,
-            "seconds_per_step": step_time,
+            "seconds_per_step": timing.seconds if timing else None,
             "probe_s": spent,
             "threads": torch.get_num_threads(),
+            "precision": precision,
         }
         model_config["max_steps"] = max_steps
 
@@ -149,7 +233,7 @@ def train_class_to_image(
         lr=options.lr,
         warmup_steps=min(options.warmup_steps, max(1, max_steps // 10)),
         ema_decay=options.ema_decay,
-        mixed_precision=options.mixed_precision,
+        mixed_precision=precision,
         seed=options.seed,
         log_every=options.log_every,
         checkpoint_every=options.checkpoint_every,
@@ -159,6 +243,7 @@ def train_class_to_image(
     trainer = Trainer(model, loss_fn, train, config, model_config=model_config, eval_fn=eval_fn)
     result = trainer.fit(resume=resume)
     rest = {k: v for k, v in model_config.items() if k not in ("unet", "schedule", "prediction")}
-    pipe = ClassToImagePipeline(trainer.ema_model, schedule, recipe.prediction, rest)
+    rest.pop("kind", None)
+    pipe = ClassToImagePipeline(trainer.ema_model, schedule, recipe.prediction, rest, precision)
     plan["total_s"] = time.perf_counter() - start
     return pipe, result, plan

@@ -63,9 +63,10 @@ def normalize_precision(mode: str) -> str:
 
 def _probe_step(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> float:
     start = time.perf_counter()
-    with autocast("bf16" if bf16 else "no", x.device):
+    with torch.enable_grad(), autocast("bf16" if bf16 else "no", x.device):
         loss = model(x).float().square().mean()
-    loss.backward()
+    with torch.enable_grad():
+        loss.backward()
     model.zero_grad(set_to_none=True)
     return time.perf_counter() - start
 
