@@ -46,3 +46,55 @@ def test_evaluator_reaches_97_percent_on_validation(tmp_path):
     assert config["val_accuracy"] >= 0.97
     again, _ = load_evaluator(tmp_path / "ev")
     assert evaluator_accuracy(again, val) == pytest.approx(config["val_accuracy"])
+
+
+def test_an_interrupted_evaluator_is_never_cached(tmp_path, monkeypatch):
+    """SIGTERM/Ctrl-C during the first-use training: nothing is cached, the next call retrains."""
+    import synesthesia.metrics.evaluator as ev
+
+    train, val = load_image_splits("digits8x8")
+    calls = {"n": 0}
+    real_loss = ev.evaluator_loss
+
+    def interrupted(model, batch, generator):
+        calls["n"] += 1
+        if calls["n"] == 4:  # what the trainer sees when SIGTERM/Ctrl-C arrives mid-step
+            raise KeyboardInterrupt
+        return real_loss(model, batch, generator)
+
+    folder = tmp_path / "evaluator-x"
+    monkeypatch.setattr(ev, "evaluator_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="nothing was cached"):
+        ev.train_evaluator(train, val, folder, steps=8, batch_size=32, progress=False)
+    assert not folder.exists() and not folder.with_name(folder.name + "-run").exists()
+
+    monkeypatch.setattr(ev, "evaluator_loss", real_loss)
+    trained = []
+    real_train = ev.train_evaluator
+
+    def counting(*args, **kwargs):
+        trained.append(1)
+        return real_train(*args, **{**kwargs, "steps": 8, "batch_size": 32})
+
+    monkeypatch.setattr(ev, "train_evaluator", counting)
+    _, config = ev.get_evaluator(train, val, progress=False, folder=folder)
+    assert trained == [1] and config["complete"] is True and config["train_steps"] == 8
+    _, again = ev.get_evaluator(train, val, progress=False, folder=folder)
+    assert trained == [1] and again == config  # complete: loaded, not retrained
+
+
+def test_an_evaluator_cached_without_the_complete_mark_is_retrained(tmp_path, monkeypatch):
+    import json
+
+    import synesthesia.metrics.evaluator as ev
+
+    train, val = load_image_splits("digits8x8")
+    folder = tmp_path / "evaluator-y"
+    ev.train_evaluator(train, val, folder, steps=4, batch_size=32, progress=False)
+    config = json.loads((folder / "config.json").read_text())
+    del config["complete"]  # as an older version wrote it, even for a partial evaluator
+    (folder / "config.json").write_text(json.dumps(config))
+    trained = []
+    monkeypatch.setattr(ev, "train_evaluator", lambda *a, **k: trained.append(1) or (None, {}))
+    ev.get_evaluator(train, val, progress=False, folder=folder)
+    assert trained == [1]

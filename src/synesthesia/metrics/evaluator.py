@@ -13,7 +13,6 @@ as safetensors weights + JSON config, so demos, evaluations and benchmarks reuse
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import time
 from pathlib import Path
@@ -31,9 +30,10 @@ EVALUATOR_KIND = "digit-evaluator"
 
 
 def cache_dir() -> Path:
-    """The user cache folder: ``$SYNESTHESIA_CACHE`` or ``~/.cache/synesthesia``."""
-    env = os.environ.get("SYNESTHESIA_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "synesthesia"
+    """The user cache folder: ``$SYNESTHESIA_CACHE`` or ``~/.cache/synesthesia`` (checked)."""
+    from synesthesia.io import user_cache_dir
+
+    return user_cache_dir()
 
 
 def data_key(train: ImageSet) -> str:
@@ -84,7 +84,11 @@ def predict(
 
 
 def evaluator_accuracy(model: HierarchicalSensoryNet, data: ImageSet) -> float:
-    """Top-1 accuracy of the evaluator on real labelled images."""
+    """Top-1 accuracy of the evaluator on real labelled images.
+
+    Scores are computed in float32 on every machine (no autocast), so that they compare
+    across CPUs; only the evaluator's training follows the resolved precision.
+    """
     logits, _ = predict(model, data.images)
     return (logits.argmax(1) == data.labels).float().mean().item()
 
@@ -127,11 +131,19 @@ def load_evaluator(folder: str | Path) -> tuple[HierarchicalSensoryNet, dict]:
     """An evaluator saved by :func:`train_evaluator` (weights + config.json); clear errors."""
     from synesthesia.io import load_pretrained
 
+    from synesthesia.errors import InputError
+
     state, config = load_pretrained(folder)
     if config.get("kind") != EVALUATOR_KIND:
-        raise ValueError(f"{folder}: not a digit evaluator (kind={config.get('kind')!r})")
-    model = HierarchicalSensoryNet(ClassifierConfig.from_dict(config["classifier"]))
-    model.load_state_dict(state)
+        raise InputError(f"{folder}: not a digit evaluator (kind={config.get('kind')!r})")
+    try:
+        model = HierarchicalSensoryNet(ClassifierConfig.from_dict(config["classifier"]))
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"{folder}: a broken evaluator ({first}); delete the folder to train it again"
+        ) from exc
     model.eval()
     return model, config
 
@@ -180,7 +192,14 @@ def train_evaluator(
         ),
         model_config=model_config,
     )
-    trainer.fit()
+    result = trainer.fit()
+    if result.stopped != "max_steps":
+        # A partial evaluator must never be cached as complete: keep nothing, stop the command.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise KeyboardInterrupt(
+            f"evaluator training {result.stopped} at step {result.step} of {steps}; "
+            "nothing was cached"
+        )
     model = trainer.ema_model.eval()
     acc = evaluator_accuracy(model, val)
     config = {
@@ -188,7 +207,8 @@ def train_evaluator(
         "val_accuracy": acc,
         "val_size": len(val),
         "trusted": acc >= TRUSTED_ACCURACY,
-        "train_steps": steps,
+        "train_steps": result.step,
+        "complete": True,  # written only after the whole schedule ran
         "seed": seed,
     }
     save_pretrained(
@@ -204,7 +224,12 @@ def get_evaluator(
     """The cached evaluator for this training set; trained (about a minute) when missing."""
     folder = Path(folder) if folder else cache_dir() / f"evaluator-{data_key(train)}"
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        return load_evaluator(folder)
+        model, config = load_evaluator(folder)
+        if config.get("complete") is True:
+            return model, config
+        # saved by an older version, which could cache a partly trained evaluator: retrain
+        if progress:
+            print(f"{folder}: not marked complete; training the evaluator again")
     if progress:
         print(f"training the digit evaluator once; it is cached in {folder}")
     return train_evaluator(train, val, folder, progress=progress)
