@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -16,6 +17,14 @@ SCRIPT = textwrap.dedent(
     from synesthesia.training import Trainer, TrainerConfig
 
     out, mode = sys.argv[1], sys.argv[2]
+    reductions = [0]  # all-reduces: the trainer's one collective per step
+    _all_reduce = torch.distributed.all_reduce
+
+    def counting_all_reduce(*args, **kwargs):
+        reductions[0] += 1
+        return _all_reduce(*args, **kwargs)
+
+    torch.distributed.all_reduce = counting_all_reduce
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 4, generator=g)
     data = torch.utils.data.TensorDataset(x, x @ torch.linspace(-1, 1, 4))
@@ -39,8 +48,8 @@ SCRIPT = textwrap.dedent(
     except RuntimeError:
         sys.exit(0)
     if trainer.accelerator.is_main_process:
-        json.dump({"losses": result.losses, "world": trainer.accelerator.num_processes},
-                  open(f"{out}/{mode}.json", "w"))
+        json.dump({"losses": result.losses, "world": trainer.accelerator.num_processes,
+                   "reductions": reductions[0]}, open(f"{out}/{mode}.json", "w"))
     """
 )
 
@@ -63,3 +72,12 @@ def test_two_processes_resume_exactly(tmp_path):
     assert reference["world"] == 2
     assert len(reference["losses"]) == 12
     assert resumed["losses"] == reference["losses"][5:]
+    assert (reference["reductions"], resumed["reductions"]) == (12, 7)  # one per step
+    # the resumed log has the uninterrupted rows (wall-clock columns aside)
+    assert _rows(part / "metrics.csv") == _rows(full / "metrics.csv")
+
+
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: v for k, v in r.items() if k not in ("elapsed_s", "items_per_s")} for r in rows]

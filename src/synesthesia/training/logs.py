@@ -1,10 +1,14 @@
-"""The metrics CSV: one row per logged step; new columns extend the header."""
+"""The metrics CSV (one row per logged step; new columns extend the header) and the logging
+window whose sums a checkpoint carries, so that a resumed run logs the rows of an
+uninterrupted one."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
+from typing import Any
 
 from synesthesia.io import atomic_write_bytes
 
@@ -65,3 +69,59 @@ def _fmt(value: object) -> object:
     if isinstance(value, float):
         return f"{value:.6g}"
     return value
+
+
+class LogWindow:
+    """The numbers of the steps since the last logged row, summed.
+
+    A row holds their means (``loss``, ``grad_norm``, the loss function's extras) and the
+    items per second of the steps timed in this process. :meth:`state` goes into every
+    checkpoint and :meth:`from_state` restores it, so the first row after a resume averages
+    the same steps, with the same sums in the same order, as in an uninterrupted run.
+    """
+
+    def __init__(self, sums: dict[str, float] | None = None, steps: int = 0) -> None:
+        self.sums: dict[str, float] = dict(sums or {})
+        self.steps = int(steps)
+        self.restart_clock()
+
+    def restart_clock(self, now: float | None = None) -> None:
+        """Time from ``now`` on (the start of a :meth:`Trainer.fit` call)."""
+        self._clock = time.perf_counter() if now is None else now
+        self._timed = 0
+
+    def add(self, numbers: dict[str, float]) -> None:
+        """Count one step with its numbers."""
+        for key, value in numbers.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.steps += 1
+        self._timed += 1
+
+    def close(self, items_per_step: int, now: float | None = None) -> dict[str, float]:
+        """The row of this window (means, ``items_per_s``); the window starts again empty."""
+        now = time.perf_counter() if now is None else now
+        row = {key: value / self.steps for key, value in self.sums.items()}
+        row["items_per_s"] = self._timed * items_per_step / max(now - self._clock, 1e-9)
+        self.sums, self.steps = {}, 0
+        self.restart_clock(now)
+        return row
+
+    def state(self) -> dict[str, Any]:
+        """The sums and the count, JSON-able (floats round-trip exactly through JSON)."""
+        return {"steps": self.steps, "sums": dict(self.sums)}
+
+    @classmethod
+    def from_state(cls, state: Any) -> LogWindow:
+        """Inverse of :meth:`state`; ValueError if ``state`` is not of its form."""
+        if not isinstance(state, dict) or set(state) != {"steps", "sums"}:
+            raise ValueError("expected {'steps': count, 'sums': {name: number}}")
+        steps, sums = state["steps"], state["sums"]
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"steps must be a count, got {steps!r}")
+        if not isinstance(sums, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in sums.values()
+        ):
+            raise ValueError("sums must map names to numbers")
+        if (steps == 0) != (not sums):
+            raise ValueError(f"{steps} steps but {len(sums)} sums")
+        return cls({str(k): float(v) for k, v in sums.items()}, steps)

@@ -1,14 +1,20 @@
 """Serialise the trainer's state without pickle: optimizer state as safetensors + JSON,
-random-number-generator states as base64 strings in JSON."""
+random-number-generator states as base64 strings in JSON; check a saved state before a
+resume applies any of it (:func:`check_trainer_state`)."""
 
 from __future__ import annotations
 
 import base64
+import binascii
+import math
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from synesthesia.errors import InputError, short
 
 
 def _json_safe(value: Any, where: str) -> Any:
@@ -78,6 +84,18 @@ def decode_bytes_tensor(text: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8).clone()
 
 
+def decode_bytes_tensor_strict(text: Any) -> torch.Tensor:
+    """:func:`decode_bytes_tensor`, refusing anything but valid base64 (ValueError)."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a base64 string, got {type(text).__name__}")
+    try:
+        return torch.frombuffer(
+            bytearray(base64.b64decode(text, validate=True)), dtype=torch.uint8
+        ).clone()
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not base64 ({exc})") from None
+
+
 def host_rng_state() -> dict[str, Any]:
     """Python's and NumPy's global RNG states as JSON-able values."""
     version, internal, gauss = random.getstate()
@@ -88,9 +106,94 @@ def host_rng_state() -> dict[str, Any]:
     }
 
 
+def _host_tuples(state: dict[str, Any]) -> tuple[tuple, tuple]:
+    version, internal, gauss = state["python"]
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    return (
+        (version, tuple(internal), gauss),
+        (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached),
+    )
+
+
 def set_host_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`host_rng_state` returned."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    python, numpy = _host_tuples(state)
+    random.setstate(python)
+    np.random.set_state(numpy)  # noqa: NPY002 (global state)
+
+
+_COUNTS = {  # name: (required, smallest value)
+    "step": (True, 0),
+    "epoch": (True, 0),
+    "position_in_epoch": (True, 0),
+    "ema_updates": (False, 0),
+    "dataset_len": (False, 1),
+    "num_processes": (False, 1),
+}
+
+
+def check_trainer_state(state: dict, path: str | Path, device: torch.device | str) -> None:
+    """Check everything a resume takes from a trainer state before any of it is applied.
+
+    Raises :class:`~synesthesia.errors.InputError` naming ``path`` and the entry that is
+    missing or malformed: the counters, the elapsed time, the logging window and the RNG
+    states (each decoded and tried on a throwaway generator of ``device``).
+    """
+    from synesthesia.training.logs import LogWindow
+
+    def bad(entry: str, why: str) -> InputError:
+        return InputError(f"{path}: {entry} {why}; restore or delete the checkpoint")
+
+    for name, (required, least) in _COUNTS.items():
+        if name not in state:
+            if required:
+                raise bad(name, "is missing")
+            continue
+        value = state[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise bad(name, f"must be an integer >= {least}, got {short(value, 30)}")
+    elapsed = state.get("elapsed_s", 0.0)
+    if not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed) or elapsed < 0:
+        raise bad("elapsed_s", f"must be a number of seconds, got {short(elapsed, 30)}")
+    if state.get("mixed_precision", "no") not in ("no", "bf16"):
+        raise bad(
+            "mixed_precision", f"must be 'no' or 'bf16', got {short(state['mixed_precision'], 30)}"
+        )
+    if "log_window" in state:
+        try:
+            LogWindow.from_state(state["log_window"])
+        except ValueError as exc:
+            raise bad("log_window", f"is malformed ({exc})") from None
+    if not isinstance(state.get("overrides", []), list):
+        raise bad("overrides", "must be a list")
+    unfinished = state.get("unfinished_step")
+    if unfinished is not None and not (
+        isinstance(unfinished, dict)
+        and set(unfinished) == {"row", "evaluate"}
+        and isinstance(unfinished["evaluate"], bool)
+        and (unfinished["row"] is None or isinstance(unfinished["row"], dict))
+    ):
+        raise bad("unfinished_step", "must be null or {'row': {...} or null, 'evaluate': bool}")
+    if "rng" not in state:
+        raise bad("rng", "is missing")
+    try:
+        _check_rng(state["rng"], torch.device(device))
+    except KeyError as exc:
+        raise bad("rng", f"lacks the entry {exc}") from None
+    except (IndexError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise bad("rng", f"is malformed ({short(str(exc), 80)})") from None
+
+
+def _check_rng(rng: Any, device: torch.device) -> None:
+    processes = rng["processes"]
+    if not isinstance(processes, list) or not processes:
+        raise ValueError("no per-process states")
+    for states in processes:
+        torch.Generator().set_state(decode_bytes_tensor_strict(states["torch"]))
+        loss = torch.Generator(device=device)
+        loss.set_state(decode_bytes_tensor_strict(states["loss_generator"]))
+        if "cuda" in states:
+            decode_bytes_tensor_strict(states["cuda"])
+    python, numpy = _host_tuples(rng["host"])
+    random.Random().setstate(python)
+    np.random.RandomState().set_state(numpy)

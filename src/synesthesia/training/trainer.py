@@ -7,7 +7,10 @@ checkpoints, the CSV and the progress bar; each process reads its own share of e
 A step: ``loss_fn(model, batch, generator)`` under bf16 autocast (when enabled), backward,
 gradient clipping, AdamW with warm-up + cosine learning rate, EMA update. Data order comes
 from a seeded permutation per epoch and the trainer's ``generator`` is checkpointed, so
-``fit(resume=True)`` continues with exactly the losses an uninterrupted run would have had.
+``fit(resume=True)`` continues with exactly the losses an uninterrupted run would have had;
+the checkpoint also carries the partial logging window, so the resumed ``metrics.csv`` has
+the uninterrupted run's rows. A resume refuses settings that would change the run unless the
+caller names them in ``allow_changes``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from synesthesia import __version__
+from synesthesia.errors import InputError, MissingInputError
 from synesthesia.io import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -40,11 +44,18 @@ from synesthesia.io import (
     recover_folder,
     tensors_to_bytes,
 )
-from synesthesia.training.config import TrainerConfig, TrainResult
-from synesthesia.training.logs import MetricsCSV
+from synesthesia.training.config import (
+    ConfigChangedError,
+    TrainerConfig,
+    TrainResult,
+    check_allowed_changes,
+    config_changes,
+)
+from synesthesia.training.logs import LogWindow, MetricsCSV
 from synesthesia.training.precision import autocast, resolve_precision
 from synesthesia.training.schedule import ema_decay_at, lr_at
 from synesthesia.training.state import (
+    check_trainer_state,
     decode_bytes_tensor,
     encode_bytes_tensor,
     host_rng_state,
@@ -57,15 +68,7 @@ LossFn = Callable[[nn.Module, Any, torch.Generator], "torch.Tensor | tuple[torch
 EvalFn = Callable[[nn.Module, int, Path], "dict[str, float] | None"]
 
 STATE_FORMAT = 1
-# Settings that may change between a run and its resumption without changing the trajectory.
-_FREE_TO_CHANGE = {
-    "out_dir",
-    "max_minutes",
-    "progress",
-    "log_every",
-    "checkpoint_every",
-    "eval_every",
-}
+STATE_PATH = Path("checkpoint") / "train" / "trainer_state.json"
 
 
 class NonFiniteLossError(FloatingPointError, ValueError):
@@ -86,11 +89,9 @@ def read_run_state(out_dir: str | Path) -> dict:
     read a run's settings through this function, never by opening the files themselves.
     Raises :class:`~synesthesia.errors.InputError` naming the file when it is missing or bad.
     """
-    from synesthesia.errors import InputError, MissingInputError
-
     folder = Path(out_dir) / "checkpoint"
     recover_folder(folder)
-    path = folder / "train" / "trainer_state.json"
+    path = Path(out_dir) / STATE_PATH
     if not path.is_file():
         raise MissingInputError(f"{folder}: no checkpoint to resume; train without --resume first")
     state = read_json(path, what="trainer state")
@@ -117,7 +118,9 @@ class _Interrupt:
     """First Ctrl-C (SIGINT) or SIGTERM: stop after the current step; second: raise at once.
 
     SIGTERM is what schedulers (SLURM preemption, ``kill``) send: the run saves and stops
-    instead of dying mid-step.
+    instead of dying mid-step. Inside :meth:`critical` (the optimizer update and the
+    bookkeeping that goes with it) a second signal waits for the block to end, so a step is
+    either wholly done or not at all.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -125,6 +128,8 @@ class _Interrupt:
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
+        self._critical = 0
+        self._deferred = False
 
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
@@ -135,6 +140,9 @@ class _Interrupt:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
+            if self._critical:
+                self._deferred = True
+                return
             raise KeyboardInterrupt
         self.requested = True
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
@@ -144,9 +152,45 @@ class _Interrupt:
             flush=True,
         )
 
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        """A block that a second signal does not cut short (it raises when the block ends)."""
+        self._critical += 1
+        try:
+            yield
+        finally:
+            self._critical -= 1
+        if self._deferred and not self._critical:
+            self._deferred = False
+            raise KeyboardInterrupt
+
     def __exit__(self, *exc: object) -> None:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+
+
+@dataclasses.dataclass
+class _Step:
+    """One optimizer step's numbers after the step's single collective."""
+
+    loss: float
+    grad_norm: float
+    extras: dict[str, float]
+    time_up: bool
+    interrupted: bool
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one :meth:`Trainer.fit` call keeps while it runs."""
+
+    start: float
+    bar: Any
+    losses: list[float] = dataclasses.field(default_factory=list)
+    stopped: str | None = None
+    snapshot: tuple | None = None  # RNG states before the step under way (None: none is)
+    # A completed step whose row is not written yet: {"row": {...}, "evaluate": bool}
+    unfinished: dict[str, Any] | None = None
 
 
 class Trainer:
@@ -222,12 +266,12 @@ class Trainer:
 
         world = acc.num_processes
         if config.batch_size % world:
-            raise ValueError(
+            raise InputError(
                 f"batch_size={config.batch_size} must be divisible by the number of "
                 f"processes ({world})"
             )
         if n_items < config.batch_size:
-            raise ValueError(
+            raise InputError(
                 f"train_dataset has {n_items} items, fewer than batch_size={config.batch_size}; "
                 "lower batch_size"
             )
@@ -262,6 +306,9 @@ class Trainer:
         self.ema_updates = 0
         self.elapsed_before = 0.0  # training seconds of earlier fit calls (resumed runs)
         self.last_checkpoint_step: int | None = None
+        self._window = LogWindow()  # the steps since the last log row (checkpointed)
+        self._overrides: list[dict] = []  # settings changed on resume, as allowed (checkpointed)
+        self._unfinished: dict[str, Any] | None = None  # a step's evaluation cut short (same)
         self._fitted = False
         self._fit_start = time.perf_counter()
         self._interrupt: _Interrupt | None = None
@@ -278,17 +325,44 @@ class Trainer:
         return self.out_dir / "checkpoint"
 
     # ------------------------------------------------------------------ fit
-    def fit(self, resume: bool = False) -> TrainResult:
+    def fit(self, resume: bool = False, allow_changes: Iterable[str] = ()) -> TrainResult:
         """Train until ``max_steps``, ``max_minutes`` or Ctrl-C; returns a :class:`TrainResult`.
 
         ``resume=True`` first loads ``out_dir/checkpoint`` (weights, EMA, optimizer, data
-        position, RNG states) and continues exactly where it stopped. ``resume=False`` starts
-        at step 0 from the model's current weights (and overwrites the run's metrics.csv; the
-        old checkpoint is replaced at the first save).
+        position, RNG states, logging window) and continues exactly where it stopped. A
+        setting that differs from the saved run (other than ``out_dir``, ``max_minutes``,
+        ``progress``, ``log_every``, ``checkpoint_every``, ``eval_every``), a dataset of
+        another length or another resolved precision raises :class:`ConfigChangedError`
+        naming it and both values, unless named in ``allow_changes`` (e.g.
+        ``allow_changes={"max_steps"}`` to extend a run; the schedule then follows the new
+        ``max_steps``). ``resume=False`` starts at step 0 from the model's current weights
+        (and overwrites the run's metrics.csv; the old checkpoint is replaced at the first save).
         """
-        cfg, acc = self.config, self.accelerator
+        allowed = check_allowed_changes(allow_changes)
+        self._begin(resume, allowed)
+        run = _Run(start=time.perf_counter(), bar=self._progress_bar())
+        self._fit_start = run.start
+        self._window.restart_clock(run.start)
+        try:
+            with _Interrupt() as interrupt:
+                self._interrupt = interrupt
+                self._complete_resumed_step(run)
+                batches = self._batches()
+                while run.stopped is None and self.step < self.config.max_steps:
+                    run.stopped = self._iteration(batches, run)
+        except KeyboardInterrupt:
+            self._save_abandoned(run)
+            run.stopped = "interrupted"
+        finally:
+            run.bar.close()
+            self._interrupt = None
+        return self._finish(run)
+
+    def _begin(self, resume: bool, allowed: frozenset[str]) -> None:
+        """Load the checkpoint (resume) or start at step 0; open the metrics CSV."""
+        acc = self.accelerator
         if resume:
-            self._load_checkpoint()
+            self._load_checkpoint(allowed)
         elif self._fitted:
             raise ValueError("this Trainer has already trained: call fit(resume=True) to go on")
         else:
@@ -296,120 +370,153 @@ class Trainer:
                 warnings.warn(
                     f"{self.checkpoint_dir} exists and will be replaced by this new run at its "
                     "first checkpoint; pass resume=True to continue it instead",
-                    stacklevel=2,
+                    stacklevel=3,
                 )
             self._fresh_start()
         self._fitted = True
         if acc.is_main_process:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.metrics = MetricsCSV(
-                self.out_dir / "metrics.csv", resume_step=self.step if resume else None
-            )
+            # an unfinished step's partial row is dropped here and rewritten whole below
+            kept = self.step - (self._unfinished is not None) if resume else None
+            self.metrics = MetricsCSV(self.out_dir / "metrics.csv", resume_step=kept)
         self._train_model.train()
 
+    def _complete_resumed_step(self, run: _Run) -> None:
+        """A resumed run whose last step's evaluation was cut short: evaluate, write its row."""
+        if self._unfinished is not None:
+            run.unfinished, self._unfinished = self._unfinished, None
+            self._complete_row(run.unfinished)
+
+    def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm
 
-        bar = tqdm(
+        cfg = self.config
+        return tqdm(
             total=cfg.max_steps,
             initial=self.step,
             desc="train",
             unit="step",
-            disable=not (cfg.progress and acc.is_main_process),
+            disable=not (cfg.progress and self.accelerator.is_main_process),
             dynamic_ncols=True,
         )
-        start = self._fit_start = time.perf_counter()
-        losses: list[float] = []
-        window: dict[str, float] = {}
-        window_steps, window_start = 0, start
-        stopped: str | None = None
-        snapshot: tuple | None = None
-        try:
-            with _Interrupt() as interrupt:
-                self._interrupt = interrupt
-                while self.step < cfg.max_steps and stopped is None:
-                    if self.position >= self.batches_per_epoch:
-                        self.epoch, self.position = self.epoch + 1, 0
-                    loader = self._loader(self.epoch, self.position)
-                    for batch in loader:
-                        snapshot = self._rng_snapshot()
-                        loss_value, extras, grad_norm, flags = self._train_step(batch)
-                        snapshot = None
-                        losses.append(loss_value)
-                        window["loss"] = window.get("loss", 0.0) + loss_value
-                        window["grad_norm"] = window.get("grad_norm", 0.0) + grad_norm
-                        for key, value in extras.items():
-                            window[key] = window.get(key, 0.0) + value
-                        window_steps += 1
-                        row: dict[str, object] = {}
-                        last = self.step >= cfg.max_steps
-                        if self.step % cfg.log_every == 0 or last:
-                            now = time.perf_counter()
-                            rate = window_steps * cfg.batch_size / max(now - window_start, 1e-9)
-                            row.update({k: v / window_steps for k, v in window.items()})
-                            row["lr"] = lr_at(self.step - 1, cfg)
-                            row["items_per_s"] = rate
-                            bar.set_postfix(
-                                loss=f"{row['loss']:.4g}",
-                                lr=f"{row['lr']:.2e}",
-                                items_s=f"{rate:.0f}",
-                            )
-                            window, window_steps, window_start = {}, 0, now
-                        bar.update(1)
-                        time_up = flags[0] > 0
-                        # The flags went through the per-step reduction, so every process
-                        # takes the same decision (a local check here could deadlock).
-                        interrupted = flags[1] > 0
-                        ending = last or time_up or interrupted
-                        if cfg.eval_every and (
-                            self.step % cfg.eval_every == 0 or (ending and not interrupted)
-                        ):
-                            row.update(self._evaluate())
-                        if row:
-                            self._log_row(row, start)
-                        if self.step % cfg.checkpoint_every == 0 or ending:
-                            self.save_checkpoint()
-                        if interrupted:
-                            stopped = "interrupted"
-                        elif time_up and not last:
-                            stopped = "max_minutes"
-                        if stopped is not None or last:
-                            break
-                    else:
-                        self.epoch, self.position = self.epoch + 1, 0
-        except KeyboardInterrupt:
-            # Back to the state after the last completed step, then save it.
-            if snapshot is not None:
-                self._rng_restore(snapshot)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.save_checkpoint(collective=False)
-            stopped = "interrupted"
-        finally:
-            bar.close()
-        wall = time.perf_counter() - start
+
+    def _iteration(self, batches: Iterator[Any], run: _Run) -> str | None:
+        """Next batch, one step, its log row, evaluation and checkpoint; why to stop, if so."""
+        run.snapshot = self._rng_snapshot()
+        step = self._train_step(next(batches))
+        assert self._interrupt is not None
+        with self._interrupt.critical():
+            self._commit_step()
+            run.snapshot = None
+            run.losses.append(step.loss)
+            run.unfinished = {
+                "row": self._log_window(step, run),
+                "evaluate": self._evaluation_due(step),
+            }
+        self._evaluate_log_checkpoint(step, run)
+        return self._stop_reason(step)
+
+    def _log_window(self, step: _Step, run: _Run) -> dict[str, object] | None:
+        """Add the step to the logging window; the window's row when one is due."""
+        cfg = self.config
+        self._window.add({"loss": step.loss, "grad_norm": step.grad_norm, **step.extras})
+        if self.step % cfg.log_every and self.step < cfg.max_steps:
+            return None
+        row: dict[str, object] = self._window.close(cfg.batch_size)
+        row["lr"] = lr_at(self.step - 1, cfg)
+        run.bar.set_postfix(
+            loss=f"{row['loss']:.4g}", lr=f"{row['lr']:.2e}", items_s=f"{row['items_per_s']:.0f}"
+        )
+        return row
+
+    def _evaluation_due(self, step: _Step) -> bool:
+        """Every ``eval_every`` steps, and when training ends other than by an interrupt."""
+        cfg = self.config
+        if not cfg.eval_every:
+            return False
+        last = self.step >= cfg.max_steps
+        return self.step % cfg.eval_every == 0 or last or (step.time_up and not step.interrupted)
+
+    def _evaluate_log_checkpoint(self, step: _Step, run: _Run) -> None:
+        """Evaluate when due, write the step's row, save when due or when training ends.
+
+        Every process takes the same decisions: the flags went through the step's collective.
+        """
+        cfg = self.config
+        run.bar.update(1)
+        assert run.unfinished is not None
+        self._complete_row(run.unfinished)
+        ending = self.step >= cfg.max_steps or step.time_up or step.interrupted
+        if self.step % cfg.checkpoint_every == 0 or ending:
+            self.save_checkpoint()
+
+    def _complete_row(self, unfinished: dict[str, Any]) -> None:
+        """Evaluate if due and write the step's row (loss window and evaluation numbers);
+        ``unfinished`` is emptied as the row is written (once, whatever the signals)."""
+        row = dict(unfinished["row"] or {})
+        if unfinished["evaluate"]:
+            row.update(self._evaluate())
+        assert self._interrupt is not None
+        with self._interrupt.critical():
+            if row:
+                self._log_row(row)
+            unfinished.update(row=None, evaluate=False)
+
+    def _stop_reason(self, step: _Step) -> str | None:
+        if self.step >= self.config.max_steps:
+            return "max_steps"
+        if step.interrupted:
+            return "interrupted"
+        if step.time_up:
+            return "max_minutes"
+        return None
+
+    def _save_abandoned(self, run: _Run) -> None:
+        """A second Ctrl-C: back to the state after the last completed step, and save it.
+
+        A completed step whose evaluation was cut short has its loss row written now and its
+        evaluation kept in the checkpoint; a resume evaluates it and rewrites the whole row.
+        """
+        if run.snapshot is not None:  # a step was under way: undo what it drew
+            self._rng_restore(run.snapshot)
+        self.optimizer.zero_grad(set_to_none=True)
+        if run.unfinished is not None:
+            row, evaluate = run.unfinished["row"], run.unfinished["evaluate"]
+            if row:
+                self._log_row(row)
+            if evaluate:
+                self._unfinished = {"row": row, "evaluate": True}
+            run.unfinished = None
+        self.save_checkpoint(collective=False)
+
+    def _finish(self, run: _Run) -> TrainResult:
+        cfg = self.config
+        wall = time.perf_counter() - run.start
         self.elapsed_before += wall
         self._fit_start = time.perf_counter()  # later manual saves count from here
-        stopped = stopped or "max_steps"
-        if acc.is_main_process and cfg.progress:
-            print(
-                f"training: stopped at step {self.step} ({stopped}); checkpoint in "
-                f"{self.checkpoint_dir}"
-            )
-        return TrainResult(
+        has_checkpoint = self.last_checkpoint_step is not None
+        result = TrainResult(
             step=self.step,
-            stopped=stopped,
-            losses=losses,
+            stopped=run.stopped or "max_steps",
+            losses=run.losses,
             wall_s=wall,
-            checkpoint=self.checkpoint_dir if self.last_checkpoint_step is not None else None,
+            checkpoint=self.checkpoint_dir if has_checkpoint else None,
             epoch=self.epoch,
-            items_per_s=len(losses) * cfg.batch_size / max(wall, 1e-9),
+            items_per_s=len(run.losses) * cfg.batch_size / max(wall, 1e-9),
             metrics_csv=self.out_dir / "metrics.csv",
+            max_steps=cfg.max_steps,
+            checkpoint_step=self.last_checkpoint_step,
         )
+        if self.accelerator.is_main_process and (cfg.progress or result.interrupted):
+            print(f"training: {result.summary()}", flush=True)
+        return result
 
     # ------------------------------------------------------------------ one step
     def _autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.mixed_precision, self.device)
 
-    def _train_step(self, batch: Any) -> tuple[float, dict[str, float], float, tuple[float, float]]:
+    def _train_step(self, batch: Any) -> _Step:
+        """Forward, backward, clipping and the step's one collective; nothing is applied yet."""
         from accelerate.utils import send_to_device
 
         cfg, acc = self.config, self.accelerator
@@ -444,32 +551,38 @@ class Trainer:
             numbers = acc.reduce(numbers, reduction="sum")
         loss_value, norm_value, time_flag, int_flag = numbers.tolist()
         if not math.isfinite(loss_value) or not math.isfinite(norm_value):
-            what = "loss" if not math.isfinite(loss_value) else "gradient norm"
-            value = loss_value if what == "loss" else norm_value
             self.optimizer.zero_grad(set_to_none=True)
-            if self.last_checkpoint_step is None:
-                kept = "no checkpoint was written before it"
-            else:
-                kept = (
-                    f"the last good checkpoint ({self.checkpoint_dir}, step "
-                    f"{self.last_checkpoint_step}) is intact"
-                )
-            raise NonFiniteLossError(
-                f"non-finite {what} ({value}) at step {self.step + 1} (epoch {self.epoch}, "
-                f"batch {self.position} of the epoch); nothing was saved for this step and {kept}. "
-                "Lower lr, set grad_clip, or use mixed_precision='no'."
-            )
+            raise self._non_finite(loss_value, norm_value)
+        numbers_extra = {
+            k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
+            for k, v in extras.items()
+        }
+        return _Step(loss_value, norm_value, numbers_extra, time_flag > 0, int_flag > 0)
+
+    def _commit_step(self) -> None:
+        """Apply the step: AdamW update, EMA, counters."""
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema_model is not self.model:
             self._update_ema()
         self.step += 1
         self.position += 1
-        numbers_extra = {
-            k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
-            for k, v in extras.items()
-        }
-        return loss_value, numbers_extra, norm_value, (time_flag, int_flag)
+
+    def _non_finite(self, loss_value: float, norm_value: float) -> NonFiniteLossError:
+        what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+        value = loss_value if what == "loss" else norm_value
+        if self.last_checkpoint_step is None:
+            kept = "no checkpoint was written before it"
+        else:
+            kept = (
+                f"the last good checkpoint ({self.checkpoint_dir}, step "
+                f"{self.last_checkpoint_step}) is intact"
+            )
+        return NonFiniteLossError(
+            f"non-finite {what} ({value}) at step {self.step + 1} (epoch {self.epoch}, "
+            f"batch {self.position} of the epoch); nothing was saved for this step and {kept}. "
+            "Lower lr, set grad_clip, or use mixed_precision='no'."
+        )
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -486,6 +599,13 @@ class Trainer:
         self.ema_updates += 1
 
     # ------------------------------------------------------------------ data
+    def _batches(self) -> Iterator[Any]:
+        """This process's batches from the current position on, epoch after epoch."""
+        while True:
+            if self.position >= self.batches_per_epoch:
+                self.epoch, self.position = self.epoch + 1, 0
+            yield from self._loader(self.epoch, self.position)
+
     def _loader(self, epoch: int, position: int) -> Any:
         """A DataLoader over this process's share of epoch ``epoch``, from batch ``position``."""
         from torch.utils.data import DataLoader
@@ -533,6 +653,9 @@ class Trainer:
         self.step = self.epoch = self.position = self.ema_updates = 0
         self.elapsed_before = 0.0
         self.last_checkpoint_step = None
+        self._window = LogWindow()
+        self._overrides = []
+        self._unfinished = None
 
     def _rng_states(self, collective: bool) -> dict[str, Any]:
         """RNG states of every process (gathered when ``collective``), JSON-able."""
@@ -581,6 +704,9 @@ class Trainer:
                 "mixed_precision": self.mixed_precision,
                 "rng": rng,
                 "config": dataclasses.asdict(cfg),
+                "log_window": self._window.state(),
+                "overrides": self._overrides,
+                "unfinished_step": self._unfinished,
                 "versions": {"synesthesia": __version__, "torch": torch.__version__},
             }
             with atomic_folder(self.checkpoint_dir) as tmp:
@@ -597,82 +723,96 @@ class Trainer:
         self.last_checkpoint_step = self.step
         return self.checkpoint_dir
 
-    def _load_checkpoint(self) -> None:
-        """Load everything first (validating each file), then apply it."""
-        folder = self.checkpoint_dir
-        recover_folder(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"{folder}: no checkpoint to resume from; train without resume first"
+    def _load_checkpoint(self, allowed: frozenset[str] = frozenset()) -> None:
+        """Read and check every file first, then apply them (nothing is applied on an error)."""
+        state = read_run_state(self.out_dir)
+        path = self.out_dir / STATE_PATH
+        check_trainer_state(state, path, self.device)
+        weights, ema, opt_state = self._read_checkpoint_files()
+        self._check_resume_settings(state, path, allowed)
+        self._apply_weights(weights, ema, opt_state)
+        self._apply_state(state)
+
+    def _check_resume_settings(self, state: dict, path: Path, allowed: frozenset[str]) -> None:
+        """Refuse a setting that would change the run unless it is in ``allowed``."""
+        cfg, acc = self.config, self.accelerator
+        changes = config_changes(state["config"], cfg)
+        facts = {"dataset_len": self.n_items, "mixed_precision": self.mixed_precision}
+        for name, now in facts.items():
+            if state.get(name) is not None and state[name] != now:
+                changes[name] = (state[name], now)
+        refused = {k: v for k, v in changes.items() if k not in allowed}
+        if refused:
+            raise ConfigChangedError(path, refused)
+        if cfg.max_steps < state["step"]:
+            raise InputError(
+                f"{path}: max_steps={cfg.max_steps} is below step {state['step']}, which the "
+                "saved run already reached; give a larger max_steps"
             )
+        history = list(state.get("overrides", []))
+        for name, (old, new) in sorted(changes.items()):
+            history.append({"step": state["step"], "field": name, "saved": old, "now": new})
+            if acc.is_main_process and cfg.progress:
+                print(f"training: resuming at step {state['step']} with {name} {old} -> {new}")
+        self._overrides = history
+        if state.get("num_processes", 1) != acc.num_processes:
+            warnings.warn(
+                f"the run was saved by {state.get('num_processes')} processes, resumed by "
+                f"{acc.num_processes}: the data order is kept, the per-process noise is not",
+                stacklevel=4,
+            )
+
+    def _read_checkpoint_files(self) -> tuple[dict, dict | None, dict]:
+        """Raw weights, EMA weights (None without EMA), optimizer state; InputError naming a
+        missing or damaged file."""
+        folder = self.checkpoint_dir
         train = folder / "train"
-        state = read_json(train / "trainer_state.json", what="trainer state")
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{train / 'trainer_state.json'}: not a trainer state (format 1)")
         raw = read_safetensors(train / "model.safetensors")
         ema = read_safetensors(folder / WEIGHTS_NAME) if self.ema_model is not self.model else None
         opt_tensors = read_safetensors(train / "optimizer.safetensors")
         opt_meta = read_json(train / "optimizer.json", what="optimizer state")
         try:
             opt_state = optimizer_state_from_files(opt_tensors, opt_meta)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise InputError(
                 f"{train / 'optimizer.json'}: malformed optimizer state ({exc})"
             ) from exc
+        return raw, ema, opt_state
 
-        cfg, acc = self.config, self.accelerator
-        saved = state.get("config", {})
-        changed = sorted(
-            k
-            for k, v in dataclasses.asdict(cfg).items()
-            if k not in _FREE_TO_CHANGE and k in saved and _norm(saved[k]) != _norm(v)
-        )
-        if changed:
-            detail = ", ".join(f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}" for k in changed)
-            warnings.warn(
-                f"resuming with a different configuration ({detail}); the run will not match "
-                "an uninterrupted one",
-                stacklevel=3,
-            )
-        if state.get("num_processes", 1) != acc.num_processes:
-            warnings.warn(
-                f"the run was saved by {state.get('num_processes')} processes, resumed by "
-                f"{acc.num_processes}: the data order is kept, the per-process noise is not",
-                stacklevel=3,
-            )
-        if state.get("dataset_len") != self.n_items:
-            warnings.warn(
-                f"the dataset had {state.get('dataset_len')} items, now {self.n_items}: "
-                "the data order differs from the original run",
-                stacklevel=3,
-            )
+    def _apply_weights(self, raw: dict, ema: dict | None, opt_state: dict) -> None:
+        folder = self.checkpoint_dir
         for name, module, weights, path in (
-            ("raw", self.model, raw, train / "model.safetensors"),
-            ("EMA", self.ema_model if ema is not None else None, ema, folder / WEIGHTS_NAME),
+            ("raw", self.model, raw, folder / "train" / "model.safetensors"),
+            ("EMA", self.ema_model, ema, folder / WEIGHTS_NAME),
         ):
-            if module is None:
+            if weights is None:
                 continue
             try:
                 module.load_state_dict(weights, strict=True)
             except RuntimeError as exc:
                 first = str(exc).splitlines()[0]
-                raise ValueError(
+                raise InputError(
                     f"{path}: the {name} weights do not fit this model ({first}); "
                     "build the model with the checkpoint's config.json"
                 ) from exc
         try:
             self.optimizer.load_state_dict(opt_state)
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise ValueError(
-                f"{train / 'optimizer.json'}: does not fit this model ({exc})"
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise InputError(
+                f"{folder / 'train' / 'optimizer.json'}: does not fit this model ({exc})"
             ) from exc
 
-        self.step = int(state["step"])
-        self.epoch = int(state["epoch"])
-        self.position = int(state["position_in_epoch"])
-        self.ema_updates = int(state.get("ema_updates", self.step))
+    def _apply_state(self, state: dict) -> None:
+        """Counters, logging window and RNG streams (already checked)."""
+        cfg, acc = self.config, self.accelerator
+        self.step = state["step"]
+        self.epoch = state["epoch"]
+        self.position = state["position_in_epoch"]
+        self.ema_updates = state.get("ema_updates", self.step)
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self.last_checkpoint_step = self.step
+        self._window = LogWindow.from_state(state.get("log_window", {"steps": 0, "sums": {}}))
+        self._unfinished = state.get("unfinished_step")
         rng = state["rng"]
         processes = rng["processes"]
         if acc.process_index < len(processes):
@@ -704,17 +844,13 @@ class Trainer:
         acc.wait_for_everyone()
         return numbers
 
-    def _log_row(self, row: dict[str, object], start: float) -> None:
+    def _log_row(self, row: dict[str, object]) -> None:
         if not self.accelerator.is_main_process:
             return
         full: dict[str, object] = {
             "step": self.step,
             "epoch": self.epoch,
-            "elapsed_s": self.elapsed_before + (time.perf_counter() - start),
+            "elapsed_s": self.elapsed_before + (time.perf_counter() - self._fit_start),
         }
         full.update(row)
         self.metrics.write(full)
-
-
-def _norm(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
