@@ -3,8 +3,9 @@ import argparse
 import pytest
 import soundfile as sf
 
-from synesthesia.commands import CommandError, data
+from synesthesia.commands import data
 from synesthesia.data.speech import espeak_available
+from synesthesia.errors import InputError
 
 
 def _run(argv: list[str]) -> int:
@@ -33,7 +34,7 @@ def test_say_writes_a_wav(tmp_path, capsys):
     _run(["data", "say", "seven", "--out", str(out), "--voice", "en-us+m1"])
     audio, rate = sf.read(out)
     assert rate == 22050 and 0.3 < len(audio) / rate < 1.0
-    with pytest.raises(CommandError, match="wav"):
+    with pytest.raises(InputError, match=r"must end in \.wav"):
         _run(["data", "say", "seven", "--out", str(tmp_path / "seven.mp3")])
-    with pytest.raises(ValueError, match="no voice"):
+    with pytest.raises(InputError, match="no voice"):
         _run(["data", "say", "seven", "--out", str(out), "--voice", "xx-none"])

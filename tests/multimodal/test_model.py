@@ -1,21 +1,26 @@
 """The joint embedding model: towers, gradients, saving and loading, raw-input embedding."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from synesthesia.errors import InputError
 from synesthesia.multimodal.losses import info_nce
 from synesthesia.multimodal.model import JointEmbeddingConfig, JointEmbeddingModel
 
 
-def tiny_config(**kw) -> JointEmbeddingConfig:
+def tiny_config(modalities=("image", "text", "speech"), **kw) -> JointEmbeddingConfig:
+    towers = {
+        "image": {"encoder": {"channels": (4, 8)}},
+        "text": {"encoder": {"dim": 16, "depth": 1, "heads": 2}},
+        "speech": {"encoder": {"n_mels": 40, "channels": (4, 8)}, "frames": 20},
+    }
     return JointEmbeddingConfig(
+        modalities=modalities,
         embed_dim=8,
-        image={"channels": (4, 8)},
-        text={"dim": 16, "depth": 1, "heads": 2},
-        speech={"n_mels": 40, "channels": (4, 8)},
-        speech_frames=20,
+        towers={m: towers[m] for m in modalities},
         **kw,
     )
 
@@ -70,7 +75,9 @@ def test_from_pretrained_round_trip(tmp_path):
     model.save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["kind"] == "clip" and config["loss"] == "siglip"
-    assert "a" in config["vocabulary"] and "seven" in config["vocabulary"]
+    assert config["format"] == 2
+    assert "a" in config["towers"]["text"]["vocabulary"]
+    assert "seven" in config["towers"]["text"]["vocabulary"]
     loaded = JointEmbeddingModel.from_pretrained(tmp_path / "m")
     assert not loaded.training
     assert loaded.config == model.config
@@ -121,3 +128,80 @@ def test_default_vocabulary_knows_every_caption_word():
     ]
     assert all(model.tokenizer.unknown_words(p) == [] for p in prompts)
     assert model.tokenizer.unknown_words("a purple seven") == ["purple"]
+
+
+FORMAT1 = Path(__file__).parent / "data" / "clip_format1"
+
+
+def test_a_format1_checkpoint_loads_and_embeds_as_the_old_code_did():
+    ref = json.loads((FORMAT1 / "reference_embeddings.json").read_text())
+    model = JointEmbeddingModel.from_pretrained(FORMAT1)
+    assert model.config.modalities == ("image", "text", "speech")
+    assert model.config.tower("speech").frames == 10
+    assert model.config.tower("speech").log_mel["hop"] == 320
+    images = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    wave = torch.sin(torch.arange(8000) * 0.05) * 0.5
+    texts = ["a thick seven", "the number 3", "zero"]
+    # the embeddings the format-1 code wrote (tests/multimodal/data/README.md)
+    torch.testing.assert_close(model.embed_images(images), torch.tensor(ref["images"]))
+    torch.testing.assert_close(model.embed_texts(texts), torch.tensor(ref["texts"]))
+    torch.testing.assert_close(model.embed_audio([wave], 8000), torch.tensor(ref["audio"]))
+
+
+def test_a_format1_config_saved_again_is_format2_and_equal(tmp_path):
+    model = JointEmbeddingModel.from_pretrained(FORMAT1)
+    model.save_pretrained(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["format"] == 2 and "speech_frames" not in saved
+    old = json.loads((FORMAT1 / "config.json").read_text())
+    assert saved["towers"]["text"]["vocabulary"] == old["vocabulary"]
+    assert saved["towers"]["speech"]["encoder"] == old["speech"]
+    again = JointEmbeddingModel.from_pretrained(tmp_path / "m")
+    assert again.config == model.config
+
+
+def _save_tiny(folder: Path) -> JointEmbeddingModel:
+    torch.manual_seed(0)
+    model = JointEmbeddingModel(tiny_config(modalities=("image", "text")))
+    model.save_pretrained(folder)
+    return model
+
+
+def test_a_wrongly_shaped_tensor_names_the_file_and_the_tensor(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _save_tiny(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    state = load_file(weights)
+    name = "heads.text.net.0.weight"
+    state[name] = torch.zeros(3, 3)
+    save_file(state, weights)
+    with pytest.raises(InputError) as info:
+        JointEmbeddingModel.from_pretrained(tmp_path / "m")
+    message = str(info.value)
+    assert str(weights) in message and name in message and "(3, 3)" in message
+
+
+def test_a_config_of_another_model_relabelled_clip_names_the_file(tmp_path):
+    _save_tiny(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    path.write_text(json.dumps({"kind": "clip", "unet": {}, "schedule": {}, "prediction": "v"}))
+    with pytest.raises(InputError, match="unknown JointEmbeddingConfig fields") as info:
+        JointEmbeddingModel.from_pretrained(tmp_path / "m")
+    assert str(path) in str(info.value) and "'unet'" in str(info.value)
+
+
+def test_bad_tower_settings_name_the_field(tmp_path):
+    _save_tiny(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    config["towers"]["text"]["encoder"]["colour"] = "red"
+    path.write_text(json.dumps(config))
+    with pytest.raises(InputError, match=r"towers\.text\.encoder.*'colour'"):
+        JointEmbeddingModel.from_pretrained(tmp_path / "m")
+    config["towers"]["text"]["encoder"].pop("colour")
+    config["modalities"] = ["image", "smell"]
+    path.write_text(json.dumps(config))
+    with pytest.raises(InputError, match="unknown modality 'smell'") as info:
+        JointEmbeddingModel.from_pretrained(tmp_path / "m")
+    assert str(path) in str(info.value)

@@ -3,25 +3,33 @@
 import pytest
 import torch
 
+from synesthesia.multimodal.augment import shift_images, spec_augment
 from synesthesia.multimodal.losses import info_nce
+from synesthesia.multimodal.modalities import LabelPool
 from synesthesia.multimodal.model import JointEmbeddingConfig, JointEmbeddingModel
-from synesthesia.multimodal.train import (
-    AugmentConfig,
-    ClipData,
-    ContrastiveObjective,
-    shift_images,
-    spec_augment,
-)
+from synesthesia.multimodal.train import ClipData, ContrastiveObjective
 from synesthesia.multimodal.zeroshot import ZeroShotClassifier
 
 
 def test_clip_data_checks_its_inputs():
     images = torch.zeros(4, 1, 28, 28)
-    with pytest.raises(ValueError, match="one non-empty list per image"):
-        ClipData(images, torch.arange(4), [["a"]] * 3)
+    with pytest.raises(ValueError, match="one non-empty list per item"):
+        ClipData(torch.arange(4), {"image": images, "text": [["a"]] * 3})
     with pytest.raises(ValueError, match="no speech clip for labels \\[3\\]"):
-        ClipData(images, torch.arange(4), None, torch.zeros(3, 40, 10), torch.arange(3))
-    data = ClipData(images, torch.arange(4), [["a"]] * 4, torch.zeros(4, 40, 10), torch.arange(4))
+        ClipData(
+            torch.arange(4),
+            {"image": images, "speech": LabelPool(torch.zeros(3, 40, 10), torch.arange(3))},
+        )
+    with pytest.raises(ValueError, match="N labels"):
+        ClipData(torch.arange(5), {"image": images})
+    data = ClipData(
+        torch.arange(4),
+        {
+            "image": images,
+            "text": [["a"]] * 4,
+            "speech": LabelPool(torch.zeros(4, 40, 10), torch.arange(4)),
+        },
+    )
     assert data.modalities == ("image", "text", "speech") and len(data) == 4
 
 
@@ -48,11 +56,13 @@ def test_spec_augment_masks_with_the_clip_mean():
 
 
 def test_positive_masks():
+    data, _ = _tiny_world()
+    objective = ContrastiveObjective(data, ("image", "text", "speech"))
     labels = torch.tensor([7, 7, 3])
-    inputs = {"text": ["a seven", "a thick seven", "a seven"]}
-    text = ContrastiveObjective.positive_mask("text", inputs, labels)
+    inputs = {"text": ["a seven", "a thick seven", "a seven"], "speech": None}
+    text = objective.positive_mask("text", inputs, labels)
     assert text.tolist() == [[True, False, True], [False, True, False], [True, False, True]]
-    speech = ContrastiveObjective.positive_mask("speech", inputs, labels)
+    speech = objective.positive_mask("speech", inputs, labels)
     assert speech.tolist() == [[True, True, False], [True, True, False], [False, False, True]]
 
 
@@ -77,15 +87,18 @@ def _tiny_world():
     speech = torch.randn(20, 40, 12, generator=g)
     speech_labels = torch.arange(20) % 2
     speech[speech_labels == 1, :20] += 3.0  # "one" has energy in the low bands
-    data = ClipData(images, labels, captions, speech, speech_labels)
+    data = ClipData(
+        labels, {"image": images, "text": captions, "speech": LabelPool(speech, speech_labels)}
+    )
     torch.manual_seed(0)
     model = JointEmbeddingModel(
         JointEmbeddingConfig(
             embed_dim=16,
-            image={"channels": (8, 16)},
-            text={"dim": 32, "depth": 1, "heads": 2},
-            speech={"channels": (4, 8)},
-            speech_frames=12,
+            towers={
+                "image": {"encoder": {"channels": (8, 16)}},
+                "text": {"encoder": {"dim": 32, "depth": 1, "heads": 2}},
+                "speech": {"encoder": {"channels": (4, 8)}, "frames": 12},
+            },
         )
     )
     return data, model
@@ -93,7 +106,7 @@ def _tiny_world():
 
 def test_objective_equals_the_loss_of_its_drawn_inputs():
     data, model = _tiny_world()
-    objective = ContrastiveObjective(data, ("image", "text", "speech"), augment=AugmentConfig())
+    objective = ContrastiveObjective(data, ("image", "text", "speech"))
     batch = torch.utils.data.default_collate([data[i] for i in range(16)])
     loss, logs = objective(model, batch, torch.Generator().manual_seed(5))
     # the same draws, by hand: one InfoNCE per pair with the positives of each modality
@@ -103,7 +116,7 @@ def test_objective_equals_the_loss_of_its_drawn_inputs():
         out = model(inputs)
         expected = 0.0
         for m in ("text", "speech"):
-            mask = ContrastiveObjective.positive_mask(m, inputs, batch["label"])
+            mask = objective.positive_mask(m, inputs, batch["label"])
             loss_m = info_nce(out[f"logits_{m}"], mask)
             assert logs[f"loss_{m}"] == pytest.approx(loss_m.item(), rel=1e-5)
             expected = expected + loss_m
@@ -131,4 +144,5 @@ def test_training_aligns_images_text_and_speech():
     clf = ZeroShotClassifier.from_prompts(model, ["zero", "one"], templates=["a {}"])
     assert clf.accuracy(model.embed_images(test_images), test_labels) >= 0.95
     # speech and text never met in training: they meet through the images
-    assert clf.accuracy(model.embed_speech_features(data.speech), data.speech_labels) >= 0.9
+    pool = data.banks["speech"]
+    assert clf.accuracy(model.embed_speech_features(pool.items), pool.labels) >= 0.9

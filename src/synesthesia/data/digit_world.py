@@ -43,6 +43,7 @@ from synesthesia.data.captions import (
 )
 from synesthesia.data.images import ImageSet, mnist5k_splits
 from synesthesia.data.speech import SpeechSet, voice_split
+from synesthesia.errors import InputError
 
 #: FSDD speakers held out for validation (the other three are for training).
 FSDD_VAL_SPEAKERS: tuple[str, ...] = ("nicolas",)
@@ -174,18 +175,20 @@ class DigitWorld:
             for s in SPLITS
         }
         speech: dict[str, dict[str, SpeechPool]] = {}
+        fsdd = None
+        if fsdd_folder is not None:  # first: a bad recording is found before the synthesis
+            fsdd = load_fsdd(fsdd_folder)
+            unknown = sorted(set(fsdd_val_speakers) - set(fsdd.speakers))
+            if unknown:
+                raise InputError(
+                    f"fsdd_val_speakers {unknown} are not in {fsdd_folder} "
+                    f"(it has {sorted(set(fsdd.speakers))})"
+                )
         if n_speech > 0:
             synth = synthesize_digits(n_speech, seed=seed, cache_dir=cache_dir, progress=progress)
             split_of = np.array([voice_split(v) for v in synth.speakers])
             speech["synthetic"] = cls._pools(synth, split_of, "synthetic", mel_cfg, frames)
-        if fsdd_folder is not None:
-            fsdd = load_fsdd(fsdd_folder)
-            unknown = sorted(set(fsdd_val_speakers) - set(fsdd.speakers))
-            if unknown:
-                raise ValueError(
-                    f"fsdd_val_speakers {unknown} are not in {fsdd_folder} "
-                    f"(it has {sorted(set(fsdd.speakers))})"
-                )
+        if fsdd is not None:
             split_of = np.array(
                 ["val" if s in set(fsdd_val_speakers) else "train" for s in fsdd.speakers]
             )

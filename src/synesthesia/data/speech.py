@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from synesthesia.data.audio import LogMelConfig, fix_length, log_mel
+from synesthesia.errors import InputError, MissingInputError, check_output_dir, short
 
 
 @dataclass
@@ -125,19 +126,25 @@ class SpeechSet(torch.utils.data.Dataset):
         info = read_json(folder / "speech.json", what="SpeechSet description")
         tensors = read_safetensors(tpath)
         if set(tensors) != {"audio", "lengths", "labels"}:
-            raise ValueError(f"{tpath}: not a SpeechSet file (tensors {sorted(tensors)})")
+            raise InputError(f"{tpath}: not a SpeechSet file (tensors {sorted(tensors)})")
         lengths = tensors["lengths"].tolist()
         if sum(lengths) != tensors["audio"].numel():
-            raise ValueError(f"{tpath}: clip lengths do not add up to the audio; delete it")
-        return cls(
-            list(torch.split(tensors["audio"], lengths)),
-            int(info["sample_rate"]),
-            tensors["labels"],
-            list(info["speakers"]),
-            list(info["meta"]),
-            tuple(info["words"]),
-            info.get("name", ""),
-        )
+            raise InputError(f"{tpath}: clip lengths do not add up to the audio; delete it")
+        try:
+            return cls(
+                list(torch.split(tensors["audio"], lengths)),
+                int(info["sample_rate"]),
+                tensors["labels"],
+                list(info["speakers"]),
+                list(info["meta"]),
+                tuple(info["words"]),
+                info.get("name", ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"{folder / 'speech.json'}: does not describe {tpath.name} ({exc}); delete "
+                "the folder to rebuild it"
+            ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +222,7 @@ _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}
 _VOLUME = 60  # below eSpeak's default of 100, which clips some voices
 
 
-class EspeakNotFoundError(FileNotFoundError):
+class EspeakNotFoundError(MissingInputError):
     """The eSpeak NG library or its voice data is missing."""
 
 
@@ -323,7 +330,10 @@ class _Espeak:
                     )
                 lib.espeak_SetSynthCallback(c_callback)
                 if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                    raise ValueError(f"eSpeak NG has no voice {voice!r}")
+                    raise InputError(
+                        f"eSpeak NG has no voice {voice!r} (`synesthesia data voices` lists "
+                        "the voices of the digit world)"
+                    )
                 for name, value in (
                     ("rate", rate),
                     ("pitch", pitch),
@@ -374,11 +384,15 @@ def speak(
     ``voice`` is an eSpeak voice name, optionally with a variant (``"en-us+f3"``); ``rate`` in
     words per minute (80..450), ``pitch`` and ``pitch_range`` in eSpeak's 0..100 units.
     """
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"text must hold something to say, got {short(text)}")
     if not 80 <= rate <= 450:
-        raise ValueError(f"rate must be 80..450 words per minute, got {rate}")
+        raise InputError(f"rate must be 80..450 words per minute, got {rate}")
     for name, value in (("pitch", pitch), ("pitch_range", pitch_range)):
         if not 0 <= value <= 100:
-            raise ValueError(f"{name} must be 0..100, got {value}")
+            raise InputError(f"{name} must be 0..100, got {value}")
+    if "\x00" in text or "\x00" in voice:
+        raise InputError("text and voice must not contain NUL characters")
     samples = _Espeak().synth(text, voice, rate, pitch, pitch_range)
     return torch.from_numpy(samples.astype(np.float32) / 32768.0)
 
@@ -484,6 +498,20 @@ def _cache_folder(cache_dir: str | Path | None, kind: str, key: dict) -> Path:
 def default_cache_dir() -> Path:
     """``$SYNESTHESIA_CACHE`` or ``~/.cache/synesthesia``: where built data is kept."""
     return Path(os.environ.get("SYNESTHESIA_CACHE", Path.home() / ".cache" / "synesthesia"))
+
+
+def check_speech_cache(cache_dir: str | Path | None = None, what: str = "--cache-dir") -> Path:
+    """Check, before any work, that the speech cache can be written: ``cache_dir`` (named as
+    ``what``), else ``$SYNESTHESIA_CACHE``, else ``~/.cache/synesthesia``; returns the folder.
+
+    Raises :class:`~synesthesia.errors.InputError` naming the path as the user gave it (a
+    file, a folder under a file, a read-only place).
+    """
+    if cache_dir is not None:
+        return check_output_dir(cache_dir, what)
+    if "SYNESTHESIA_CACHE" in os.environ:
+        return check_output_dir(os.environ["SYNESTHESIA_CACHE"], "SYNESTHESIA_CACHE")
+    return check_output_dir(default_cache_dir(), "the speech cache")
 
 
 def _synthesize(

@@ -19,6 +19,7 @@ speakers:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +42,28 @@ GROUNDING_PAIRS: tuple[tuple[str, str, str], ...] = (
 
 
 def build_world_for(model, fsdd_folder: str | Path | None = None, n_speech: int = 2000, **kw):
-    """The digit world with speech features made as ``model`` expects them (its log-mel settings
-    and number of frames)."""
-    from synesthesia.data.audio import LogMelConfig
+    """The digit world with each modality's data made as ``model``'s towers expect it (for
+    speech: its log-mel settings and number of frames; ``n_speech`` and ``fsdd_folder`` are
+    used only when the model has a speech tower). ``kw`` goes to ``DigitWorld.build``."""
     from synesthesia.data.digit_world import DigitWorld
+    from synesthesia.multimodal.modalities import get_modality
 
     config = model.config
-    return DigitWorld.build(
-        n_speech=n_speech if "speech" in config.modalities else 0,
-        fsdd_folder=fsdd_folder if "speech" in config.modalities else None,
-        log_mel_config=LogMelConfig.from_dict(config.log_mel),
-        frames=config.speech_frames,
-        **kw,
-    )
+    request = {"n_speech": n_speech, "fsdd_folder": fsdd_folder}
+    options: dict[str, Any] = {"n_speech": 0, "fsdd_folder": None}
+    for m in config.modalities:
+        options.update(get_modality(m).world_options(config.tower(m), request))
+    return DigitWorld.build(**options, **kw)
+
+
+def fsdd_note(train_speakers: Sequence[str], held_out: Sequence[str]) -> str | None:
+    """The statement owed when every FSDD speaker is in training (None otherwise)."""
+    if train_speakers and not held_out:
+        return (
+            f"every FSDD speaker ({', '.join(train_speakers)}) is in training: no held-out FSDD "
+            "speaker is scored"
+        )
+    return None
 
 
 def grounding_scores(
@@ -185,12 +195,15 @@ def evaluate_clip(
         results["n_val_speech"] = len(pool)
         results["val_voices"] = sorted(set(pool.clips.speakers))
         if img_emb is not None:
+            # images of digits that no held-out clip says have nothing to retrieve: left out
+            keep = torch.isin(val_images.labels, slab.unique())
             results["retrieval"]["speech_image"] = bidirectional_retrieval(
                 speech_emb,
-                img_emb,
-                relevance_from_labels(slab, val_images.labels),
+                img_emb[keep],
+                relevance_from_labels(slab, val_images.labels[keep]),
                 names=("speech", "image"),
             )
+            results["retrieval"]["speech_image_n_images"] = int(keep.sum())
             if len(set(slab.tolist())) == 10:  # a spoken prompt for every digit
                 sp_clf = _speech_classifier(model, pool.features, slab)
                 results["zero_shot"]["image_from_speech_prompts"] = sp_clf.accuracy(
@@ -216,6 +229,12 @@ def evaluate_clip(
                 entry["from_image_prototypes"] = protos.accuracy(emb, pool.clips.labels)
             fsdd[split] = entry
         results["zero_shot"]["fsdd"] = fsdd
+        trained = sorted(set(world.speech["fsdd"]["train"].clips.speakers))
+        held_out = sorted(set(world.speech["fsdd"]["val"].clips.speakers))
+        results["fsdd_held_out_speakers"] = held_out
+        note = fsdd_note(trained, held_out)
+        if note:
+            results.setdefault("notes", []).append(note)
     if baselines and img_emb is not None:
         train = world.images["train"]
         train_emb = model.embed_images(train.images)
@@ -319,4 +338,6 @@ def format_table(results: dict[str, Any]) -> str:
     for key, value in results.get("baselines", {}).items():
         rows.append((f"baseline: {key.replace('_', ' ')}", pct(value)))
     width = max((len(r[0]) for r in rows), default=0)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    lines += [f"note: {note}" for note in results.get("notes", [])]
+    return "\n".join(lines)

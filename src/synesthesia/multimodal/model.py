@@ -1,20 +1,25 @@
 """The joint embedding model: one encoder per modality, projection heads, one L2-normalised space.
 
 This is the chapter's ``MultimodalEncoder`` made real. Each modality (``"image"``, ``"text"``,
-``"speech"``) has a tower (an encoder from :mod:`synesthesia.nets.encoders` followed by a
-:class:`~synesthesia.nets.encoders.ProjectionHead`) whose output is L2-normalised, so the dot
-product of two embeddings is their cosine similarity. Training binds every modality to one
-*anchor* modality (ImageBind, Girdhar et al. 2023): one contrastive loss per (anchor, other) pair,
-each with its own learnable logit scale; modalities that are never paired directly (text and
-speech) still meet, through the anchor.
+``"speech"``, or any other registered in :mod:`synesthesia.multimodal.modalities`) has a tower
+(its encoder followed by a :class:`~synesthesia.nets.encoders.ProjectionHead`) whose output is
+L2-normalised, so the dot product of two embeddings is their cosine similarity. Training binds
+every modality to one *anchor* modality (ImageBind, Girdhar et al. 2023): one contrastive loss
+per (anchor, other) pair, each with its own learnable logit scale; modalities that are never
+paired directly (text and speech) still meet, through the anchor.
 
 Inputs of the public ``embed_*`` methods are raw: images ``N x 1 x 28 x 28`` in [-1, 1], texts as
 a list of strings, audio as waveforms with their sample rate (turned into log-mel features with
 the model's own :class:`~synesthesia.data.audio.LogMelConfig`).
+
+``config.json`` (format 2) holds each modality's settings under ``towers``; checkpoints of
+format 1 (each encoder's config at the top level, beside ``vocabulary``, ``log_mel`` and
+``speech_frames``) load unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,49 +29,46 @@ from typing import Any
 import torch
 from torch import nn
 
+from synesthesia.errors import InputError
 from synesthesia.multimodal.losses import LogitScale
-from synesthesia.nets.encoders import (
-    AudioEncoder,
-    AudioEncoderConfig,
-    ImageEncoder,
-    ImageEncoderConfig,
-    ProjectionHead,
-    TextEncoder,
-    TextEncoderConfig,
-    l2_normalize,
+from synesthesia.multimodal.modalities import (
+    PROMPT_WORDS,
+    default_log_mel,
+    default_vocabulary,
+    get_modality,
+    settings_from_dict,
 )
-from synesthesia.nets.tokenizer import WordTokenizer
+from synesthesia.nets.encoders import ProjectionHead, l2_normalize
 
+__all__ = [
+    "CONFIG_FORMAT",
+    "MODALITIES",
+    "PROMPT_WORDS",
+    "JointEmbeddingConfig",
+    "JointEmbeddingModel",
+    "default_log_mel",
+    "default_vocabulary",
+]
+
+#: The default modalities of a model (any registered modality may be used).
 MODALITIES = ("image", "text", "speech")
-#: Words a prompt may use beyond the caption vocabulary (digits and number words included).
-PROMPT_WORDS = (
-    "zero one two three four five six seven eight nine 0 1 2 3 4 5 6 7 8 9 "
-    "a an the of number digit numeral handwritten written spoken image photo picture drawing "
-    "thin medium thick upright left-slanted right-slanted small large and"
-)
-
-
-def default_vocabulary() -> tuple[str, ...]:
-    """The caption vocabulary of :mod:`synesthesia.data.captions` plus :data:`PROMPT_WORDS`."""
-    from synesthesia.data.captions import VOCABULARY
-
-    return tuple(dict.fromkeys([*VOCABULARY, *PROMPT_WORDS.split()]))
-
-
-def default_log_mel(n_mels: int = 40) -> dict[str, Any]:
-    """Log-mel settings of the speech tower: 16 kHz, 25 ms windows every 20 ms, 20 Hz - 4 kHz.
-
-    A 20 ms hop (50 frames per second) halves the cost of the speech tower against the usual
-    10 ms and still resolves the syllables of a spoken digit.
-    """
-    from synesthesia.data.audio import LogMelConfig
-
-    return LogMelConfig(hop=320, n_mels=n_mels).to_dict()
+#: The layout of config.json written by :meth:`JointEmbeddingConfig.to_dict`.
+CONFIG_FORMAT = 2
+# format 1: the three built-in towers' fields at the top level of config.json
+_FORMAT1_TOWERS = {
+    "image": {},
+    "text": {"vocabulary": "vocabulary"},
+    "speech": {"log_mel": "log_mel", "speech_frames": "frames"},
+}
 
 
 @dataclass
 class JointEmbeddingConfig:
-    """Everything needed to rebuild a :class:`JointEmbeddingModel` (saved as config.json)."""
+    """Everything needed to rebuild a :class:`JointEmbeddingModel` (saved as config.json).
+
+    ``towers`` maps a modality to its settings (the dataclass its registry entry names, or a
+    dict of its fields); a modality left out gets the defaults.
+    """
 
     modalities: tuple[str, ...] = MODALITIES
     anchor: str = "image"
@@ -74,51 +76,109 @@ class JointEmbeddingConfig:
     loss: str = "clip"  # "clip" (symmetric InfoNCE) | "siglip" (pairwise sigmoid)
     init_temperature: float = 0.07  # CLIP: logit scale starts at 1 / 0.07
     max_logit_scale: float = 100.0  # CLIP / open_clip clamp
-    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
-    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
-    speech: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
-    vocabulary: tuple[str, ...] = ()  # () -> default_vocabulary()
-    log_mel: dict[str, Any] = field(default_factory=dict)  # LogMelConfig fields ({}: defaults)
-    speech_frames: int = 48  # log-mel frames every clip is padded / cropped to (0.96 s at 50/s)
+    towers: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)  # what it was trained on
 
     def __post_init__(self) -> None:
+        if isinstance(self.modalities, str) or len(set(self.modalities)) != len(
+            tuple(self.modalities)
+        ):
+            raise InputError(f"modalities must be distinct names, got {self.modalities!r}")
         self.modalities = tuple(self.modalities)
-        unknown = [m for m in self.modalities if m not in MODALITIES]
-        if unknown or len(set(self.modalities)) < 2:
-            raise ValueError(
-                f"modalities must be two or more of {MODALITIES}, got {list(self.modalities)}"
+        entries = {m: get_modality(m) for m in self.modalities}
+        if len(self.modalities) < 2:
+            raise InputError(
+                f"modalities must be two or more registered modalities, got {list(self.modalities)}"
             )
         if self.anchor not in self.modalities:
-            raise ValueError(f"anchor {self.anchor!r} is not one of modalities {self.modalities}")
+            raise InputError(f"anchor {self.anchor!r} is not one of modalities {self.modalities}")
         if self.loss not in ("clip", "siglip"):
-            raise ValueError(f"loss must be 'clip' or 'siglip', got {self.loss!r}")
-        for name, cls in (
-            ("image", ImageEncoderConfig),
-            ("text", TextEncoderConfig),
-            ("speech", AudioEncoderConfig),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                value = cls(**value)
-            if hasattr(value, "channels"):
-                value = dataclasses.replace(value, channels=tuple(value.channels))
-            setattr(self, name, value)
-        self.vocabulary = tuple(self.vocabulary)
+            raise InputError(f"loss must be 'clip' or 'siglip', got {self.loss!r}")
+        if not isinstance(self.towers, dict):
+            raise InputError(f"towers must map a modality to its settings, got {self.towers!r}")
+        extra = sorted(set(self.towers) - set(self.modalities))
+        if extra:
+            raise InputError(f"towers {extra} are not among modalities {list(self.modalities)}")
+        self.towers = {
+            m: settings_from_dict(e.settings, self.towers.get(m, {}), f"towers.{m}")
+            for m, e in entries.items()
+        }
+
+    def tower(self, modality: str) -> Any:
+        """The settings of ``modality``'s tower (an error naming the model's modalities)."""
+        if modality not in self.towers:
+            raise InputError(
+                f"this model has no {modality!r} tower (modalities: {self.modalities})"
+            )
+        return self.towers[modality]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with ``"kind": "clip"`` (read by ``synesthesia eval``)."""
-        return {"kind": "clip", **asdict(self)}
+        return {"kind": "clip", "format": CONFIG_FORMAT, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JointEmbeddingConfig:
-        """The config saved by :meth:`to_dict` (unknown keys are an error, ``kind`` is dropped)."""
+    def from_dict(
+        cls, data: dict[str, Any], source: str | Path | None = None
+    ) -> JointEmbeddingConfig:
+        """The config saved by :meth:`to_dict` (format 2) or by the format-1 code.
+
+        Unknown keys and bad values raise :class:`InputError` naming ``source`` (the file).
+        """
+        where = f"{source}: " if source is not None else ""
+        if not isinstance(data, dict):
+            raise InputError(f"{where}expected a JSON object, got {type(data).__name__}")
         data = {k: v for k, v in data.items() if k != "kind"}
-        names = {f.name for f in dataclasses.fields(cls)}
-        extra = sorted(set(data) - names)
+        fmt = data.pop("format", 1)
+        if fmt == 1:
+            data = _from_format1(data, where)
+        elif fmt != CONFIG_FORMAT:
+            raise InputError(
+                f"{where}clip config format {fmt!r} is not known here (this version reads "
+                f"1 and {CONFIG_FORMAT}); upgrade synesthesia"
+            )
+        names = [f.name for f in dataclasses.fields(cls)]
+        extra = sorted(set(data) - set(names))
         if extra:
-            raise ValueError(f"unknown JointEmbeddingConfig fields {extra}; known: {sorted(names)}")
-        return cls(**data)
+            raise InputError(
+                f"{where}not a clip config: unknown JointEmbeddingConfig fields {extra} "
+                f"(known: {names})"
+            )
+        try:
+            return cls(**data)
+        except InputError as exc:
+            raise InputError(f"{where}{exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}bad clip config ({exc})") from None
+
+
+def _from_format1(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A format-1 config (towers' fields at the top level) in the format-2 layout."""
+    core = {f.name for f in dataclasses.fields(JointEmbeddingConfig)} - {"towers"}
+    tower_keys = set(_FORMAT1_TOWERS) | {k for v in _FORMAT1_TOWERS.values() for k in v}
+    extra = sorted(set(data) - core - tower_keys)
+    if extra:
+        known = sorted(core | tower_keys)
+        raise InputError(
+            f"{where}not a clip config: unknown JointEmbeddingConfig fields {extra} "
+            f"(known: {known})"
+        )
+    out = {k: v for k, v in data.items() if k in core}
+    modalities = out.get("modalities", MODALITIES)
+    towers = {}
+    for name in modalities if isinstance(modalities, (list, tuple)) else ():
+        if name not in _FORMAT1_TOWERS:
+            continue
+        tower = {"encoder": data[name]} if name in data else {}
+        for old, new in _FORMAT1_TOWERS[name].items():
+            if old in data:
+                tower[new] = data[old]
+        towers[name] = tower
+    out["towers"] = towers
+    return out
+
+
+def _no_change() -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 class JointEmbeddingModel(nn.Module):
@@ -127,33 +187,12 @@ class JointEmbeddingModel(nn.Module):
     def __init__(self, config: JointEmbeddingConfig | None = None) -> None:
         super().__init__()
         config = config or JointEmbeddingConfig()
-        if "text" in config.modalities:
-            if not config.vocabulary:
-                config = dataclasses.replace(config, vocabulary=default_vocabulary())
-            self.tokenizer = WordTokenizer(config.vocabulary, config.text.max_length)
-            config = dataclasses.replace(
-                config,
-                text=dataclasses.replace(
-                    config.text, vocab_size=len(self.tokenizer), pad_id=self.tokenizer.pad_id
-                ),
-            )
-        if "speech" in config.modalities:
-            from synesthesia.data.audio import LogMelConfig
-
-            mel = LogMelConfig.from_dict(config.log_mel or default_log_mel(config.speech.n_mels))
-            if mel.n_mels != config.speech.n_mels:
-                raise ValueError(
-                    f"log_mel n_mels={mel.n_mels} differs from the speech encoder's "
-                    f"n_mels={config.speech.n_mels}; make them equal"
-                )
-            config = dataclasses.replace(config, log_mel=mel.to_dict())
-        self.config = config
-        builders = {
-            "image": lambda: ImageEncoder(config.image),
-            "text": lambda: TextEncoder(config.text),
-            "speech": lambda: AudioEncoder(config.speech),
-        }
-        self.encoders = nn.ModuleDict({m: builders[m]() for m in config.modalities})
+        entries = {m: get_modality(m) for m in config.modalities}
+        towers = {m: e.complete(config.towers[m]) for m, e in entries.items()}
+        self.config = config = dataclasses.replace(config, towers=towers)
+        self._entries = entries
+        self._inputs = {m: e.prepare_input(towers[m]) for m, e in entries.items()}
+        self.encoders = nn.ModuleDict({m: e.build_encoder(towers[m]) for m, e in entries.items()})
         self.heads = nn.ModuleDict(
             {
                 m: ProjectionHead(self.encoders[m].out_dim, config.embed_dim)
@@ -170,6 +209,12 @@ class JointEmbeddingModel(nn.Module):
                 for m in self.others
             }
         self.logit_scales = nn.ModuleDict(scales)
+
+    @property
+    def tokenizer(self):
+        """The text tower's :class:`~synesthesia.nets.tokenizer.WordTokenizer`."""
+        self.config.tower("text")
+        return self._inputs["text"].tokenizer
 
     @property
     def anchor(self) -> str:
@@ -189,23 +234,19 @@ class JointEmbeddingModel(nn.Module):
     def encode(self, modality: str, inputs: Any) -> torch.Tensor:
         """L2-normalised embeddings ``B x embed_dim`` of one modality, with gradients.
 
-        ``inputs``: images ``B x 1 x H x W`` for "image"; a list of strings (or ``(ids, mask)``)
-        for "text"; log-mel features ``B x n_mels x frames`` for "speech".
+        ``inputs``: what the modality's ``prepare_input`` takes: images ``B x 1 x H x W`` for
+        "image"; a list of strings (or ``(ids, mask)``) for "text"; log-mel features
+        ``B x n_mels x frames`` for "speech".
         """
         if modality not in self.encoders:
-            raise ValueError(
+            raise InputError(
                 f"this model has no {modality!r} tower (modalities: {self.config.modalities})"
             )
-        if modality == "text":
-            if isinstance(inputs, tuple):
-                ids, mask = inputs
-            else:
-                ids, mask = self.tokenizer(inputs)
-            # the text tower is tiny and slower in bf16 on CPU: keep it in float32
-            with torch.autocast(self.device.type, enabled=False):
-                features = self.encoders["text"](ids.to(self.device), mask.to(self.device))
-        else:
-            features = self.encoders[modality](inputs.to(self.device))
+        args = self._inputs[modality](inputs, self.device)
+        keep_fp32 = self._entries[modality].float32
+        # towers marked float32 run outside any autocast (disabling, never entering, bf16)
+        with torch.autocast(self.device.type, enabled=False) if keep_fp32 else _no_change():
+            features = self.encoders[modality](*args)
         return l2_normalize(self.heads[modality](features).float())
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -237,6 +278,11 @@ class JointEmbeddingModel(nn.Module):
         finally:
             self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.config.embed_dim)
+
+    def embed(self, modality: str, items: Any, batch_size: int = 500) -> torch.Tensor:
+        """Unit-norm embeddings ``N x D`` of ``items`` of any of the model's modalities (what
+        its registry entry's ``prepare_input`` takes), in batches, without gradients."""
+        return self._embed(modality, items, batch_size)
 
     def embed_images(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Unit-norm embeddings ``N x D`` of images ``N x 1 x 28 x 28`` in [-1, 1]."""
@@ -272,9 +318,10 @@ class JointEmbeddingModel(nn.Module):
         waves = [torch.as_tensor(w, dtype=torch.float32) for w in waveforms]
         if not waves or any(w.ndim != 1 or w.numel() == 0 for w in waves):
             raise ValueError("waveforms must be one or more non-empty 1-D signals")
-        config = LogMelConfig.from_dict(self.config.log_mel)
+        tower = self.config.tower("speech")
+        config = LogMelConfig.from_dict(tower.log_mel)
         feats = [
-            fix_length(f, self.config.speech_frames, pad_value=config.floor, align="center")
+            fix_length(f, tower.frames, pad_value=config.floor, align="center")
             for f in log_mel(waves, sample_rate, config)
         ]
         return torch.stack(feats)
@@ -303,20 +350,39 @@ class JointEmbeddingModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu"):
-        """A model rebuilt from ``folder`` (written by :meth:`save_pretrained` or the trainer)."""
-        from synesthesia.io import load_pretrained
+        """A model rebuilt from ``folder`` (written by :meth:`save_pretrained` or the trainer).
 
+        A missing, corrupted or mismatched file raises :class:`InputError` naming it (a config
+        of another kind, unknown fields, a tensor whose shape the config does not give).
+        """
+        from synesthesia.io import CONFIG_NAME, WEIGHTS_NAME, load_pretrained
+
+        folder = Path(folder)
         state, config = load_pretrained(folder)
+        source = folder / CONFIG_NAME
         if config.get("kind", "clip") != "clip":
-            raise ValueError(
-                f"{folder}: config.json has kind {config.get('kind')!r}, not 'clip'; "
+            raise InputError(
+                f"{source}: has kind {config.get('kind')!r}, not 'clip'; "
                 "load it with the class made for that kind"
             )
-        model = cls(JointEmbeddingConfig.from_dict(config))
+        parsed = JointEmbeddingConfig.from_dict(config, source=source)
+        try:
+            model = cls(parsed)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{source}: cannot build the model ({exc})") from None
+        weights = folder / WEIGHTS_NAME
+        own = model.state_dict()
+        for name, tensor in state.items():
+            if name in own and tuple(own[name].shape) != tuple(tensor.shape):
+                raise InputError(
+                    f"{weights}: tensor {name!r} has shape {tuple(tensor.shape)} where "
+                    f"{source.name} gives {tuple(own[name].shape)}; the weights and the config "
+                    "do not belong together (restore the checkpoint or train again)"
+                )
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise ValueError(
-                f"{folder}: weights do not match config.json (missing {missing[:3]}, "
+            raise InputError(
+                f"{weights}: weights do not match {source.name} (missing {missing[:3]}, "
                 f"unexpected {unexpected[:3]})"
             )
         return model.to(device).eval()
