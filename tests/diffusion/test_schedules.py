@@ -60,17 +60,36 @@ def test_derived_tables_match_their_definitions():
     np.testing.assert_allclose(sched.log_snr.numpy(), np.log(abar / (1 - abar)), rtol=1e-10)
 
 
-def test_zero_terminal_snr_rescale():
-    base = NoiseSchedule("linear", 1000)
-    zt = NoiseSchedule("linear", 1000, zero_terminal_snr=True)
-    assert zt.alphas_cumprod[-1].item() == 0.0
-    assert zt.alphas_cumprod[0].item() == pytest.approx(base.alphas_cumprod[0].item(), rel=1e-12)
-    # Lin et al. 2024: sqrt(abar) is shifted and scaled, i.e. an affine map of the original one
-    x, y = base.alphas_cumprod.sqrt().numpy(), zt.alphas_cumprod.sqrt().numpy()
-    slope, intercept = np.polyfit(x, y, 1)
-    np.testing.assert_allclose(slope * x + intercept, y, atol=1e-12)
-    assert torch.isinf(zt.log_snr[-1]) and zt.log_snr[-1] < 0
-    np.testing.assert_allclose(rescale_zero_terminal_snr(base.betas.numpy()), zt.betas.numpy())
+def test_zero_terminal_snr_rescale_by_hand_on_three_steps():
+    """Lin et al. 2024, Algorithm 1 worked by hand for betas (0.1, 0.2, 0.3).
+
+    abar = (0.9, 0.72, 0.504); sqrt(abar) is shifted by its last value and scaled by
+    first / (first - last), so sqrt(abar_1) becomes (sqrt(0.72) - sqrt(0.504)) * sqrt(0.9) /
+    (sqrt(0.9) - sqrt(0.504)) = 0.55071871, abar_1 = 0.30329109, and the betas are
+    1 - abar_0 = 0.1, 1 - abar_1 / abar_0 = 0.66300989 and 1 - 0 / abar_1 = 1.
+    """
+    got = rescale_zero_terminal_snr(np.array([0.1, 0.2, 0.3]))
+    np.testing.assert_allclose(got, [0.1, 0.6630098949578507, 1.0], rtol=1e-14, atol=1e-15)
+    assert got[-1] == 1.0  # alpha_T = 0 exactly: the last step destroys all signal
+
+
+def test_zero_terminal_snr_schedule_has_snr_zero_at_T_and_an_affine_sqrt_abar():
+    for name in ("linear", "cosine", "sigmoid"):
+        base = NoiseSchedule(name, 1000)
+        zt = NoiseSchedule(name, 1000, zero_terminal_snr=True)
+        abar = zt.alphas_cumprod.numpy()
+        assert abar[-1] == 0.0 and zt.betas[-1].item() == 1.0  # terminal SNR exactly 0
+        assert torch.isinf(zt.log_snr[-1]) and zt.log_snr[-1] < 0
+        assert np.all(np.diff(abar) < 0)  # still a valid, decreasing schedule
+        # Lin et al. 2024 sec. 3.1: sqrt(abar) is an affine map of the original one that keeps
+        # the first value and sends the last to 0
+        x, y = base.alphas_cumprod.sqrt().numpy(), np.sqrt(abar)
+        slope, intercept = np.polyfit(x, y, 1)
+        np.testing.assert_allclose(slope * x + intercept, y, atol=1e-12)
+        assert y[0] == pytest.approx(x[0], rel=1e-12)
+        # the two conditions fix the map: slope x0 / (x0 - xT), intercept -xT x0 / (x0 - xT)
+        assert slope == pytest.approx(x[0] / (x[0] - x[-1]), rel=1e-9)
+        assert intercept == pytest.approx(-x[-1] * x[0] / (x[0] - x[-1]), rel=1e-6, abs=1e-12)
 
 
 def test_composed_one_step_kernels_give_the_closed_form_marginal():

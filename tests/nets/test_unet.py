@@ -119,10 +119,50 @@ def test_resblock_scale_shift_matches_formula():
     torch.testing.assert_close(block(x, emb), x + block.conv2(F.silu(h)))
 
 
-def test_unet_with_context_cross_attention():
-    net = UNet(unet_preset("tiny", context_dim=12))
-    out = net(torch.randn(2, 1, 8, 8), torch.zeros(2), context=torch.randn(2, 3, 12))
-    assert out.shape == (2, 1, 8, 8)
+def test_cross_attention_over_one_token_adds_its_value_everywhere():
+    """With a single context token the softmax weight is 1 for every query, so the block adds
+    proj(W_v c) at every position, whatever the image (Vaswani et al. 2017, eq. 1)."""
+    torch.manual_seed(4)
+    cross = Attention(16, num_heads=2, context_dim=12)
+    torch.nn.init.normal_(cross.proj.weight)
+    x, ctx = torch.randn(2, 16, 5, 5), torch.randn(2, 1, 12)
+    added = cross(x, ctx) - x
+    _, w_v = cross.to_kv.weight.chunk(2, dim=0)  # to_kv holds the key rows, then the value rows
+    want = cross.proj(ctx[:, 0] @ w_v.T)  # (B, C)
+    torch.testing.assert_close(added, want[:, :, None, None].expand_as(x), atol=1e-5, rtol=1e-5)
+
+
+def _context_unet() -> UNet:
+    torch.manual_seed(5)
+    net = UNet(unet_preset("tiny", image_size=8, context_dim=12)).eval()
+    with torch.no_grad():  # un-zero the residual branches so the context reaches the output
+        for param in net.parameters():
+            if param.abs().max() == 0:
+                param.normal_(std=0.1)
+    return net
+
+
+def test_unet_output_follows_the_context_tokens_as_a_set():
+    net = _context_unet()
+    g = torch.Generator().manual_seed(6)
+    x, t = torch.randn(2, 1, 8, 8, generator=g), torch.tensor([10.0, 500.0])
+    ctx = torch.randn(2, 3, 12, generator=g)
+    with torch.no_grad():
+        base = net(x, t, context=ctx)
+        changed = ctx.clone()
+        changed[0, 1] = torch.randn(12, generator=g)  # one token of the first sample
+        other = net(x, t, context=changed)
+        # the first sample's output moves; the second sample's does not (per-sample context)
+        assert (other[0] - base[0]).abs().max() > 1e-3
+        torch.testing.assert_close(other[1], base[1])
+        # attention without positions over the context is a function of the set of tokens:
+        # reordering them, or repeating every token twice, leaves the output unchanged
+        torch.testing.assert_close(net(x, t, context=ctx[:, [2, 0, 1]]), base, atol=1e-5, rtol=1e-4)
+        twice = torch.cat([ctx, ctx], dim=1)
+        torch.testing.assert_close(net(x, t, context=twice), base, atol=1e-5, rtol=1e-4)
+        # but a token's weight grows with its copies: three copies of one token is another set
+        assert (net(x, t, context=ctx[:, [0, 0, 0, 1, 2]]) - base).abs().max() > 1e-3
+    assert base.shape == (2, 1, 8, 8)
 
 
 def test_unet_overfits_a_batch_of_eight():

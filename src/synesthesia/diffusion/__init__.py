@@ -5,10 +5,13 @@
 - :func:`diffusion_loss`, :func:`convert_prediction`: eps / x0 / v objectives, Min-SNR weights.
 - :func:`sample`: one entry to the samplers ``ddpm``, ``ddim``, ``dpmpp_2m``, ``euler``, ``heun``.
 - :func:`cfg_denoiser`: classifier-free guidance around any denoiser.
+- :class:`CountingDenoiser`, :func:`count_nfe`, :func:`steps_for_nfe`: denoiser evaluations
+  counted by calling, and the steps that spend a target number of them.
 - :class:`GaussianMixtureOracle`: exact denoisers, the references used by tests and benchmarks.
 """
 
 from synesthesia.diffusion.guidance import cfg_denoiser
+from synesthesia.diffusion.nfe import CountingDenoiser, count_nfe, steps_for_nfe
 from synesthesia.diffusion.objectives import (
     PREDICTIONS,
     convert_prediction,
@@ -19,6 +22,7 @@ from synesthesia.diffusion.objectives import (
 )
 from synesthesia.diffusion.oracles import GaussianMixtureOracle, gaussian_oracle
 from synesthesia.diffusion.samplers import (
+    HEUN_SIGMA_MAX,
     METHODS,
     SAMPLERS,
     PredictionModel,
@@ -41,17 +45,20 @@ from synesthesia.diffusion.schedules import (
 )
 
 __all__ = [
+    "HEUN_SIGMA_MAX",
     "METHODS",
     "PREDICTIONS",
     "SAMPLERS",
     "SCHEDULES",
     "SPACINGS",
+    "CountingDenoiser",
     "GaussianMixtureOracle",
     "NoiseSchedule",
     "PredictionModel",
     "SamplingGrid",
     "cfg_denoiser",
     "convert_prediction",
+    "count_nfe",
     "ddim_invert",
     "ddim_step",
     "diffusion_loss",
@@ -66,5 +73,6 @@ __all__ = [
     "sample_dpmpp_2m",
     "sample_euler",
     "sample_heun",
+    "steps_for_nfe",
     "to_x0_eps",
 ]

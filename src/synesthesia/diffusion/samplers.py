@@ -263,7 +263,9 @@ def sample_heun(
     """Heun's second-order method on the probability-flow ODE in sigma space.
 
     Costs two evaluations per step except Euler steps: the one into sigma = 0 and any step
-    starting above ``HEUN_SIGMA_MAX``.
+    starting above ``HEUN_SIGMA_MAX``. Every built-in schedule starts above it, so ``steps``
+    steps cost at most ``2 * steps - 2`` calls (fewer with Karras spacing); count them with
+    :func:`~synesthesia.diffusion.nfe.count_nfe`.
     """
     # Karras et al. 2022 Algorithm 1 (deterministic, S_churn = 0)
     xs = x / math.sqrt(float(grid.abar[0]))
@@ -327,7 +329,9 @@ def sample(
             (possibly fractional) timesteps in [0, T-1].
         shape: shape of the samples, batch first.
         schedule: the noise schedule the denoiser was trained with.
-        method: "ddpm", "ddim", "dpmpp_2m", "euler" or "heun" (heun costs 2 * steps - 1 calls).
+        method: "ddpm", "ddim", "dpmpp_2m", "euler" or "heun". Each costs one denoiser call a
+            step except heun, which costs two except on Euler steps (see :func:`sample_heun`);
+            :func:`~synesthesia.diffusion.nfe.count_nfe` counts the calls.
         steps: number of sampler steps (<= ``schedule.num_timesteps``).
         eta: DDIM stochasticity (0 deterministic, 1 ancestral).
         prediction: what the denoiser returns: "eps", "x0" or "v".
