@@ -1,7 +1,10 @@
 """Multisensory integration in the brain: cue combination, Bayesian causal inference, the
 ventriloquist, flash and McGurk illusions, the temporal binding window, fitted to trial data.
 
-Depends on numpy, scipy and torch only (no other room of synesthesia).
+Depends on numpy, scipy and torch only (of synesthesia, only on synesthesia.errors). Inside the
+room the arrows point one way: closed_forms <- quadrature <- causal_inference <- simulation
+<- paradigms, fitting (with parameters); trials is below all of them; speech and timing stand
+alone.
 """
 
 from synesthesia.brain.causal_inference import STRATEGIES, CausalInference
@@ -23,7 +26,6 @@ from synesthesia.brain.fitting import (
     format_comparison,
     parameter_recovery,
     posterior_predictive,
-    simulate_trials,
 )
 from synesthesia.brain.paradigms import (
     FLASH_DEFAULTS,
@@ -37,7 +39,9 @@ from synesthesia.brain.paradigms import (
     koerding_observer,
     ventriloquist,
 )
+from synesthesia.brain.parameters import ParameterSpec
 from synesthesia.brain.quadrature import Report, continuous_density, discrete_probabilities
+from synesthesia.brain.simulation import simulate_trials
 from synesthesia.brain.speech import (
     FLMPFit,
     McGurkModel,
@@ -59,6 +63,7 @@ __all__ = [
     "mle_weights",
     "predicted_bimodal_threshold",
     "FitResult",
+    "ParameterSpec",
     "PosteriorPredictive",
     "RecoveryResult",
     "compare_fits",

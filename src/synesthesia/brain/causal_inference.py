@@ -3,8 +3,10 @@
 Generative model: with probability ``p_common`` one source ``s ~ N(mu_p, sigma_p^2)`` causes
 every modality's signal (C = 1); otherwise each modality m has its own independent source
 (C = 2). Modality m measures ``x_m ~ N(s_m, sigma_m^2)``. The observer infers C and the
-sources. Everything here is closed form; the functions run in torch float64 so that fitting
-can differentiate through them, and accept numpy arrays or floats (returning numpy).
+sources. The closed forms are in :mod:`closed_forms`, the response distributions in
+:mod:`quadrature` (arrows: closed_forms <- quadrature <- causal_inference); the methods run in
+torch float64 so that fitting can differentiate through them, and accept numpy arrays or
+floats (returning numpy).
 
 For N > 2 the two hypotheses are "one cause for all" and "a separate cause for each", the
 usual N-modal generalisation (Wozny et al. 2008 use the same two extremes for three cues).
@@ -12,20 +14,39 @@ usual N-modal generalisation (Wozny et al. 2008 use the same two extremes for th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-STRATEGIES = ("averaging", "selection", "matching")
-LOG_2PI = math.log(2.0 * math.pi)
+from synesthesia.brain.closed_forms import (
+    STRATEGIES,
+    Array,
+    as_float64,
+    check_criterion,
+    check_strategy,
+    estimate_common_t,
+    estimate_separate_t,
+    log_likelihood_common_t,
+    log_likelihood_separate_t,
+    log_odds_common_t,
+    log_odds_gradient_t,
+    observer_log_odds,
+)
+from synesthesia.brain.quadrature import TOLERANCE, Report, discrete_probabilities
+from synesthesia.errors import InputError
 
-Array = float | np.ndarray | torch.Tensor
-
-
-def _as_t(x: Array) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=torch.float64)
+__all__ = [
+    "STRATEGIES",
+    "CausalInference",
+    "check_strategy",
+    "estimate_common_t",
+    "estimate_separate_t",
+    "log_likelihood_common_t",
+    "log_likelihood_separate_t",
+    "log_odds_common_t",
+    "log_odds_gradient_t",
+]
 
 
 def _back(out: torch.Tensor, *inputs: Array) -> np.ndarray | torch.Tensor:
@@ -35,94 +56,6 @@ def _back(out: torch.Tensor, *inputs: Array) -> np.ndarray | torch.Tensor:
     return out.detach().numpy()
 
 
-def check_strategy(strategy: str) -> str:
-    """Validate a decision-strategy name (averaging, selection, matching)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    return strategy
-
-
-# ----------------------------------------------------------------------------------------------
-# Closed forms on tensors: x has shape (..., N); sigmas (N,); sigma_p, mu_p scalars.
-# ----------------------------------------------------------------------------------------------
-
-
-def log_likelihood_common_t(
-    x: torch.Tensor, sigmas: torch.Tensor, sigma_p: torch.Tensor, mu_p: torch.Tensor
-) -> torch.Tensor:
-    """log p(x | C=1): the common source integrated out analytically (Koerding 2007, eq. 4)."""
-    # Gaussian integral over s of prod_m N(x_m; s, sigma_m^2) N(s; mu_p, sigma_p^2), N-modal form.
-    var = sigmas**2
-    vp = sigma_p**2
-    u = x - mu_p
-    a = 1.0 / var
-    big_a = a.sum()
-    s = (u * a).sum(-1)
-    q = (u * u * a).sum(-1)
-    denom = 1.0 + vp * big_a
-    n = x.shape[-1]
-    return -0.5 * (n * LOG_2PI + torch.log(var).sum() + torch.log(denom) + q - vp * s**2 / denom)
-
-
-def log_likelihood_separate_t(
-    x: torch.Tensor, sigmas: torch.Tensor, sigma_p: torch.Tensor, mu_p: torch.Tensor
-) -> torch.Tensor:
-    """log p(x | C=2) = sum_m log N(x_m; mu_p, sigma_m^2 + sigma_p^2) (Koerding 2007, eq. 5)."""
-    tot = sigmas**2 + sigma_p**2
-    return (-0.5 * (LOG_2PI + torch.log(tot) + (x - mu_p) ** 2 / tot)).sum(-1)
-
-
-def log_odds_common_t(
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    sigma_p: torch.Tensor,
-    mu_p: torch.Tensor,
-    p_common: torch.Tensor,
-) -> torch.Tensor:
-    """Posterior log odds log p(C=1|x)/p(C=2|x) (Koerding 2007, eq. 2 in log form)."""
-    return (
-        log_likelihood_common_t(x, sigmas, sigma_p, mu_p)
-        - log_likelihood_separate_t(x, sigmas, sigma_p, mu_p)
-        + torch.log(p_common)
-        - torch.log1p(-p_common)
-    )
-
-
-def log_odds_gradient_t(
-    x: torch.Tensor, sigmas: torch.Tensor, sigma_p: torch.Tensor, mu_p: torch.Tensor
-) -> torch.Tensor:
-    """d(log odds)/dx, shape (..., N), in closed form (used to smooth decision boundaries)."""
-    var = sigmas**2
-    vp = sigma_p**2
-    u = x - mu_p
-    big_a = (1.0 / var).sum()
-    s = (u / var).sum(-1, keepdim=True)
-    d1 = -(u - vp * s / (1.0 + vp * big_a)) / var
-    d2 = -u / (var + vp)
-    return d1 - d2
-
-
-def estimate_common_t(
-    x: torch.Tensor, sigmas: torch.Tensor, sigma_p: torch.Tensor, mu_p: torch.Tensor
-) -> torch.Tensor:
-    """Posterior mean of the common source (Koerding 2007, eq. 9, N cues plus prior)."""
-    a = 1.0 / sigmas**2
-    return ((x * a).sum(-1) + mu_p / sigma_p**2) / (a.sum() + 1.0 / sigma_p**2)
-
-
-def estimate_separate_t(
-    x: torch.Tensor, sigmas: torch.Tensor, sigma_p: torch.Tensor, mu_p: torch.Tensor
-) -> torch.Tensor:
-    """Posterior means of each separate source (Koerding 2007, eq. 10)."""
-    a = 1.0 / sigmas**2
-    return (x * a + mu_p / sigma_p**2) / (a + 1.0 / sigma_p**2)
-
-
-# ----------------------------------------------------------------------------------------------
-# The model
-# ----------------------------------------------------------------------------------------------
-
-
 def _check_positive(name: str, value: Array, allow_zero: bool = False) -> None:
     if isinstance(value, torch.Tensor) and value.requires_grad:
         return
@@ -130,7 +63,7 @@ def _check_positive(name: str, value: Array, allow_zero: bool = False) -> None:
     bad = ~np.isfinite(v) | ((v < 0) if allow_zero else (v <= 0))
     if np.any(bad):
         need = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}: must be finite and {need}, got {v.tolist()}")
+        raise InputError(f"{name}: must be finite and {need}, got {v.tolist()}")
 
 
 class CausalInference:
@@ -158,17 +91,17 @@ class CausalInference:
     ) -> None:
         if sigmas is None:
             if sigma_v is None or sigma_a is None:
-                raise ValueError("give sigma_v and sigma_a, or sigmas=[...] for N modalities")
-            sig = torch.stack([_as_t(sigma_v), _as_t(sigma_a)])
+                raise InputError("give sigma_v and sigma_a, or sigmas=[...] for N modalities")
+            sig = torch.stack([as_float64(sigma_v), as_float64(sigma_a)])
         else:
             if sigma_v is not None or sigma_a is not None:
-                raise ValueError("give either sigma_v/sigma_a or sigmas, not both")
+                raise InputError("give either sigma_v/sigma_a or sigmas, not both")
             if isinstance(sigmas, torch.Tensor):
                 sig = sigmas.to(torch.float64).reshape(-1)
             else:
-                sig = torch.stack([_as_t(s) for s in sigmas])
+                sig = torch.stack([as_float64(s) for s in sigmas])
             if sig.numel() < 1:
-                raise ValueError("sigmas: give at least one modality's noise")
+                raise InputError("sigmas: give at least one modality's noise")
         _check_positive("sigmas (sigma_v, sigma_a)", sig)
         _check_positive("sigma_p", sigma_p)
         _check_positive("sigma_motor", sigma_motor, allow_zero=True)
@@ -176,13 +109,13 @@ class CausalInference:
             if not (isinstance(v, torch.Tensor) and v.requires_grad):
                 fv = float(v)
                 if not lo <= fv <= hi:
-                    raise ValueError(f"{name}: must be in [{lo}, {hi}], got {fv}")
+                    raise InputError(f"{name}: must be in [{lo}, {hi}], got {fv}")
         self.sigmas = sig
-        self.sigma_p = _as_t(sigma_p)
-        self.mu_p = _as_t(mu_p)
-        self.p_common = _as_t(p_common)
-        self.lapse = _as_t(lapse)
-        self.sigma_motor = _as_t(sigma_motor)
+        self.sigma_p = as_float64(sigma_p)
+        self.mu_p = as_float64(mu_p)
+        self.p_common = as_float64(p_common)
+        self.lapse = as_float64(lapse)
+        self.sigma_motor = as_float64(sigma_motor)
 
     # --- convenience -------------------------------------------------------------------------
     @property
@@ -222,9 +155,9 @@ class CausalInference:
         return f"CausalInference({inner})"
 
     def _x(self, x: Array) -> torch.Tensor:
-        t = _as_t(x)
+        t = as_float64(x)
         if t.ndim == 0 or t.shape[-1] != self.n_modalities:
-            raise ValueError(
+            raise InputError(
                 f"x: last axis must have {self.n_modalities} entries (one per modality), "
                 f"got shape {tuple(t.shape)}"
             )
@@ -244,16 +177,12 @@ class CausalInference:
     def log_odds_common(self, x: Array) -> np.ndarray | torch.Tensor:
         """Posterior log odds of a common cause given x."""
         t = self._x(x)
-        return _back(self._log_odds(t), x)
-
-    def _log_odds(self, t: torch.Tensor) -> torch.Tensor:
-        pc = self.p_common.clamp(1e-300, 1.0 - 1e-16)
-        return log_odds_common_t(t, self.sigmas, self.sigma_p, self.mu_p, pc)
+        return _back(observer_log_odds(self, t), x)
 
     def posterior_common(self, x: Array) -> np.ndarray | torch.Tensor:
         """p(C=1 | x) (Koerding 2007, eq. 2), for x of shape (..., N)."""
         t = self._x(x)
-        return _back(torch.sigmoid(self._log_odds(t)), x)
+        return _back(torch.sigmoid(observer_log_odds(self, t)), x)
 
     def estimate_common(self, x: Array) -> np.ndarray | torch.Tensor:
         """Fused estimate of the common source, shape (...)."""
@@ -282,14 +211,14 @@ class CausalInference:
         t = self._x(x)
         s1 = estimate_common_t(t, self.sigmas, self.sigma_p, self.mu_p).unsqueeze(-1)
         s2 = estimate_separate_t(t, self.sigmas, self.sigma_p, self.mu_p)
-        p = torch.sigmoid(self._log_odds(t)).unsqueeze(-1)
+        p = torch.sigmoid(observer_log_odds(self, t)).unsqueeze(-1)
         if strategy == "averaging":
             out = p * s1 + (1.0 - p) * s2
         elif strategy == "selection":
             out = torch.where(p > criterion, s1, s2)
         else:
             if generator is None:
-                raise ValueError("strategy 'matching' draws a random number: pass generator=")
+                raise InputError("strategy 'matching' draws a random number: pass generator=")
             u = torch.rand(p.shape, generator=generator, dtype=torch.float64)
             out = torch.where(p > u, s1, s2)
         return _back(out, x)
@@ -315,15 +244,15 @@ class CausalInference:
         """
         check_strategy(strategy)
         if n < 1:
-            raise ValueError(f"n: must be >= 1, got {n}")
+            raise InputError(f"n: must be >= 1, got {n}")
         g = generator if generator is not None else torch.Generator().manual_seed(0)
         s = self._x(stimuli)
         if s.ndim != 2:
-            raise ValueError("stimuli: give a 2-D array (conditions, modalities)")
+            raise InputError("stimuli: give a 2-D array (conditions, modalities)")
         c, nm = s.shape
         with torch.no_grad():
             x = s[:, None, :] + self.sigmas * torch.randn((c, n, nm), generator=g, dtype=s.dtype)
-            p = torch.sigmoid(self._log_odds(x))
+            p = torch.sigmoid(observer_log_odds(self, x))
             s1 = estimate_common_t(x, self.sigmas, self.sigma_p, self.mu_p).unsqueeze(-1)
             s2 = estimate_separate_t(x, self.sigmas, self.sigma_p, self.mu_p)
             if strategy == "averaging":
@@ -340,7 +269,7 @@ class CausalInference:
             resp = est + self.sigma_motor * torch.randn(est.shape, generator=g, dtype=s.dtype)
             lapsed = torch.rand((c, n), generator=g, dtype=s.dtype) < self.lapse
             if levels is not None:
-                lv = _as_t(levels).sort().values
+                lv = as_float64(levels).sort().values
                 idx = (resp[..., None] - lv).abs().argmin(-1)
                 rnd = torch.randint(0, lv.numel(), resp.shape, generator=g)
                 resp = lv[torch.where(lapsed[..., None], rnd, idx)]
@@ -373,28 +302,23 @@ class CausalInference:
         report: Sequence[int] | str = "both",
         unity: bool = False,
         nodes_per_sigma: float = 4.0,
+        criterion: float = 0.5,
+        tol: float | None = TOLERANCE,
     ) -> np.ndarray | torch.Tensor:
         """p(button response | stimuli) by quadrature, for every stimulus row (C, N).
 
         ``report``: "both" (joint report of every modality), "visual" (0), "auditory" (1), or a
         tuple of modality indices. Returns shape (C, K, ..., K[, 2]): one axis of ``levels`` per
         reported modality, then (different, same) cause when ``unity``. Lapses and motor noise
-        included. Differentiable when the parameters are tensors.
+        included. ``criterion``: the p(C=1|x) threshold of the unity report under averaging and
+        of the choice under selection. The grid starts at ``nodes_per_sigma`` and is refined until
+        successive grids agree within ``tol`` (``None``: no refinement). Differentiable when the
+        parameters are tensors.
         """
-        from synesthesia.brain.quadrature import Report, discrete_probabilities
-
         mods = _report_modalities(report, self.n_modalities)
         lv = tuple(float(v) for v in np.sort(np.asarray(levels, dtype=float)))
-        rep = Report(modalities=mods, kind="discrete", levels=lv, unity=unity)
-        st = self._x(stimuli)
-        probs = discrete_probabilities(
-            self,
-            st.detach().numpy().reshape(-1, self.n_modalities),
-            rep,
-            strategy,
-            nodes_per_sigma=nodes_per_sigma,
-        )
-        return _back(probs, stimuli)
+        rep = Report(modalities=mods, kind="discrete", levels=lv, unity=unity, criterion=criterion)
+        return self._quadrature(stimuli, rep, strategy, nodes_per_sigma, tol)
 
     def unity_probability(
         self,
@@ -402,30 +326,30 @@ class CausalInference:
         strategy: str = "averaging",
         criterion: float = 0.5,
         nodes_per_sigma: float = 4.0,
+        tol: float | None = TOLERANCE,
     ) -> np.ndarray | torch.Tensor:
         """p(report "one cause" | stimuli) by quadrature, for every stimulus row: shape (C,)."""
-        from synesthesia.brain.quadrature import Report, discrete_probabilities
+        rep = Report(modalities=(), unity=True, criterion=check_criterion(criterion))
+        return self._quadrature(stimuli, rep, strategy, nodes_per_sigma, tol)[..., 1]
 
-        rep = Report(modalities=(), unity=True, criterion=criterion)
-        st = self._x(stimuli)
+    def _quadrature(
+        self, stimuli: Array, rep: Report, strategy: str, nodes_per_sigma: float, tol: float | None
+    ) -> np.ndarray | torch.Tensor:
+        st = self._x(stimuli).detach().numpy().reshape(-1, self.n_modalities)
         probs = discrete_probabilities(
-            self,
-            st.detach().numpy().reshape(-1, self.n_modalities),
-            rep,
-            strategy,
-            nodes_per_sigma=nodes_per_sigma,
+            self, st, rep, strategy, nodes_per_sigma=nodes_per_sigma, tol=tol
         )
-        return _back(probs[:, 1], stimuli)
+        return _back(probs, stimuli)
 
 
 def _report_modalities(report: Sequence[int] | str, n: int) -> tuple[int, ...]:
     named = {"both": tuple(range(n)), "all": tuple(range(n)), "visual": (0,), "auditory": (1,)}
     if isinstance(report, str):
         if report not in named:
-            raise ValueError(f"report: use 'both', 'visual', 'auditory' or indices, got {report!r}")
+            raise InputError(f"report: use 'both', 'visual', 'auditory' or indices, got {report!r}")
         mods = named[report]
     else:
         mods = tuple(int(m) for m in report)
     if any(m < 0 or m >= n for m in mods):
-        raise ValueError(f"report: modality indices must be in [0, {n}), got {mods}")
+        raise InputError(f"report: modality indices must be in [0, {n}), got {mods}")
     return mods

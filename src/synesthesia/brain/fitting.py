@@ -2,8 +2,9 @@
 
 The likelihood is the deterministic quadrature of :mod:`synesthesia.brain.quadrature`, so the
 objective is smooth and torch autograd gives its exact gradient; scipy's L-BFGS-B minimises it
-within bounds from several starts. Parameters can be free, fixed or tied to another. Standard
-errors come from the Hessian of the negative log likelihood at the optimum (autograd);
+within bounds from several starts. Which parameters are free, fixed or tied, their bounds and
+transforms are one :class:`ParameterSpec` (:mod:`parameters`), shared by the search and the
+standard errors, which come from the Hessian of the negative log likelihood (autograd);
 AIC/BIC, strategy/model comparison, parameter recovery and posterior predictive checks build on
 the same likelihood.
 """
@@ -21,17 +22,40 @@ import torch
 from scipy.optimize import minimize
 
 from synesthesia.brain.causal_inference import CausalInference, check_strategy
+from synesthesia.brain.parameters import (
+    PARAMETERS,
+    ParameterSpec,
+    default_bounds,
+)
 from synesthesia.brain.quadrature import (
     Report,
     continuous_density,
+    converged_grid,
     discrete_probabilities,
     make_grid,
 )
+from synesthesia.brain.simulation import simulate_trials
 from synesthesia.brain.trials import Trials
+from synesthesia.errors import InputError
 
-PARAMETERS = ("sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common", "lapse", "sigma_motor")
-_POSITIVE = ("sigma_v", "sigma_a", "sigma_p")
-_LOG = ("sigma_v", "sigma_a", "sigma_p", "sigma_motor")  # optimised on a log scale
+__all__ = [
+    "FitResult",
+    "ParameterSpec",
+    "PosteriorPredictive",
+    "RecoveryResult",
+    "compare_fits",
+    "compare_strategies",
+    "default_bounds",
+    "fit_causal_inference",
+    "format_comparison",
+    "parameter_recovery",
+    "posterior_predictive",
+    "report_for",
+    "standard_errors",
+]
+
+FIT_TOLERANCE = 3e-3  # grid refinement of the final fit: a tenth of the sampling error of a
+# proportion from 40 trials (sqrt(0.25 / 40) = 0.08)
 
 
 @contextmanager
@@ -43,52 +67,6 @@ def _single_thread():
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def default_bounds(trials: Trials) -> dict[str, tuple[float, float]]:
-    """Bounds scaled to the stimulus range of a trial table."""
-    lo, hi = float(trials.stimuli.min()), float(trials.stimuli.max())
-    scale = max(hi - lo, 1e-6)
-    mid = 0.5 * (lo + hi)
-    return {
-        "sigma_v": (0.01 * scale, 5.0 * scale),
-        "sigma_a": (0.01 * scale, 5.0 * scale),
-        "sigma_p": (0.05 * scale, 50.0 * scale),
-        "mu_p": (mid - scale, mid + scale),
-        "p_common": (1e-4, 1.0 - 1e-4),
-        "lapse": (0.0, 0.5),
-        "sigma_motor": (0.005 * scale, 2.0 * scale),
-    }
-
-
-def _default_start(trials: Trials) -> dict[str, float]:
-    scale = max(float(np.ptp(trials.stimuli)), 1e-6)
-    return {
-        "sigma_v": 0.1 * scale,
-        "sigma_a": 0.3 * scale,
-        "sigma_p": 0.6 * scale,
-        "mu_p": float(trials.stimuli.mean()),
-        "p_common": 0.5,
-        "lapse": 0.02,
-        "sigma_motor": 0.05 * scale,
-    }
-
-
-# transforms between natural parameters and the optimiser's coordinates
-def _to_z(name: str, v: float) -> float:
-    if name in _POSITIVE or name == "sigma_motor":
-        return math.log(v)
-    if name == "p_common":
-        return math.log(v / (1.0 - v))
-    return v
-
-
-def _from_z(name: str, z: torch.Tensor) -> torch.Tensor:
-    if name in _POSITIVE or name == "sigma_motor":
-        return torch.exp(z)
-    if name == "p_common":
-        return torch.sigmoid(z)
-    return z
 
 
 @dataclass
@@ -110,6 +88,8 @@ class FitResult:
     cpu_seconds: float = 0.0
     at_bound: tuple[str, ...] = ()
     n_calls: tuple[int, int] = (0, 0)
+    grid_change: float = float("nan")  # last grid refinement's largest probability change
+    nodes_per_sigma: float = float("nan")  # the final grid's density
 
     @property
     def n_free(self) -> int:
@@ -159,7 +139,7 @@ class FitResult:
         """A JSON-serialisable summary."""
         return {
             "params": self.params,
-            "se": self.se,
+            "se": {k: (v if math.isfinite(v) else None) for k, v in self.se.items()},
             "free": list(self.free),
             "fixed": self.fixed,
             "tied": self.tied,
@@ -169,6 +149,7 @@ class FitResult:
             "n_trials": self.n_trials,
             "strategy": self.strategy,
             "converged": self.converged,
+            "at_bound": list(self.at_bound),
             "seconds": self.seconds,
         }
 
@@ -184,7 +165,7 @@ def report_for(
     response "auto": discrete buttons when the responses take at most 12 distinct values.
     """
     if response not in ("auto", "discrete", "continuous"):
-        raise ValueError(f"response: use auto, discrete or continuous, got {response!r}")
+        raise InputError(f"response: use auto, discrete or continuous, got {response!r}")
     kind = response
     lv = None
     if trials.reported:
@@ -194,12 +175,12 @@ def report_for(
         if kind == "discrete":
             lv = tuple(float(v) for v in (levels if levels is not None else found))
             if len(lv) < 2:
-                raise ValueError("levels: discrete responses need at least 2 distinct levels")
+                raise InputError("levels: discrete responses need at least 2 distinct levels")
             ok = np.isclose(trials.responses[..., None], np.asarray(lv)).any(-1)
             if not ok.all():
                 i, j = (int(v[0]) for v in np.nonzero(~ok))
                 col = ("resp_v", "resp_a")[trials.reported[j]]
-                raise ValueError(
+                raise InputError(
                     f"{trials.source}: row {i + 1}, column '{col}': response "
                     f"{trials.responses[i, j]:g} is not one of the levels {list(lv)}"
                 )
@@ -217,40 +198,45 @@ def report_for(
 class _Objective:
     """Negative log likelihood of a trial table as a function of the parameter dict."""
 
-    def __init__(self, trials: Trials, report: Report, strategy: str) -> None:
-        self.trials, self.report, self.strategy = trials, report, strategy
+    def __init__(self, trials: Trials, report: Report, strategy: str, tol: float) -> None:
+        self.trials, self.report, self.strategy, self.tol = trials, report, strategy, tol
         self.cond, self.cond_index = trials.conditions()
         if report.kind == "discrete":
-            shape = report.shape()
-            flat = np.zeros(len(trials), dtype=np.int64)
-            stride = 1
-            parts = []
-            if report.modalities:
-                lv = np.asarray(sorted(report.levels))
-                for j in range(len(report.modalities)):
-                    parts.append(np.abs(trials.responses[:, j, None] - lv).argmin(1))
-            if report.unity:
-                parts.append(trials.unity.astype(np.int64))
-            for idx, size in zip(reversed(parts), reversed(shape)):
-                flat += idx * stride
-                stride *= size
-            n_resp = int(np.prod(shape))
-            counts = np.zeros((len(self.cond), n_resp))
-            np.add.at(counts, (self.cond_index, flat), 1.0)
+            counts = _response_counts(trials, report, self.cond_index, len(self.cond))
             self.counts = torch.as_tensor(counts)
         self.grid = None
         self.richardson = True
         self.max_nodes = 30_000  # bounds the cost of one likelihood evaluation
+        self.n_calls = 0
+        self.grid_change = float("nan")  # change of the probabilities at the last refinement
 
-    def rebuild(
-        self, params: dict[str, float], nodes_per_sigma: float, richardson: bool = True
-    ) -> None:
-        self.richardson = richardson
+    def rebuild(self, params: dict[str, float], nodes_per_sigma: float, fine: bool) -> None:
+        """A grid of ``nodes_per_sigma`` for the observer at ``params``."""
+        self.richardson = fine
         model = CausalInference(**params)
         stim = self.cond if self.report.kind == "discrete" else self.trials.stimuli
         self.grid = make_grid(
             stim, model, self.strategy, self.report, nodes_per_sigma, self.max_nodes
         )
+
+    def density(self, params: dict[str, float], nodes_per_sigma: float) -> float:
+        """The lowest density from ``nodes_per_sigma`` up at which the response probabilities at
+        ``params`` agree within ``tol`` with the next finer grid (discrete reports; continuous:
+        ``nodes_per_sigma``)."""
+        if self.report.kind != "discrete":
+            return nodes_per_sigma
+        with torch.no_grad():
+            result = converged_grid(
+                CausalInference(**params),
+                self.cond,
+                self.report,
+                self.strategy,
+                nodes_per_sigma,
+                self.tol,
+                self.max_nodes,
+            )
+        self.grid_change = result.change
+        return result.coarse_nodes_per_sigma if result.ok else result.nodes_per_sigma
 
     def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         model = CausalInference(**params)
@@ -271,26 +257,86 @@ class _Objective:
         )
         return -torch.log(like).sum()
 
+    def value_and_grad(self, zv: np.ndarray, spec: ParameterSpec) -> tuple[float, np.ndarray]:
+        """NLL and its exact gradient at optimiser coordinates ``zv`` (for scipy)."""
+        z = torch.tensor(zv, dtype=torch.float64, requires_grad=True)
+        val = self(spec.params_at(z))
+        if not torch.isfinite(val):
+            return 1e300, np.zeros_like(zv)
+        (g,) = torch.autograd.grad(val, z)
+        self.n_calls += 1
+        return float(val.detach()), g.numpy()
 
-def _check_names(d: dict, what: str) -> None:
-    for k in d:
-        if k not in PARAMETERS:
-            raise ValueError(
-                f"{what}: unknown parameter {k!r}; parameters are {', '.join(PARAMETERS)}"
-            )
+
+def _response_counts(
+    trials: Trials, report: Report, cond_index: np.ndarray, n_conditions: int
+) -> np.ndarray:
+    """Counts (conditions, flattened response cells) of a discrete report."""
+    shape = report.shape()
+    parts = []
+    if report.modalities:
+        lv = np.asarray(sorted(report.levels))
+        for j in range(len(report.modalities)):
+            parts.append(np.abs(trials.responses[:, j, None] - lv).argmin(1))
+    if report.unity:
+        parts.append(trials.unity.astype(np.int64))
+    flat = np.ravel_multi_index(tuple(parts), shape)
+    counts = np.zeros((n_conditions, int(np.prod(shape))))
+    np.add.at(counts, (cond_index, flat), 1.0)
+    return counts
 
 
-def _check_value(name: str, v: float) -> float:
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{name}: must be finite, got {v}")
-    if name in _POSITIVE and v <= 0:
-        raise ValueError(f"{name}: a noise parameter must be > 0, got {v}")
-    if name == "sigma_motor" and v < 0:
-        raise ValueError(f"sigma_motor: must be >= 0, got {v}")
-    if name in ("p_common", "lapse") and not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name}: a probability must be in [0, 1], got {v}")
-    return v
+def _floats(params: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: float(v) for k, v in params.items()}
+
+
+def _search(
+    objective: _Objective, spec: ParameterSpec, z0: np.ndarray, nodes_per_sigma: float, fine: bool
+) -> tuple[np.ndarray, float, bool]:
+    """L-BFGS-B from ``z0`` on a grid sized for the current noise.
+
+    The sensory sigmas may move by at most a factor 2 per grid (a trust region: the quadrature
+    is accurate there); the grid is rebuilt and the search resumed while a sigma presses on
+    that limit (and, when ``fine``, until the sigmas settle within 15 %).
+    """
+    zb = spec.z_bounds()
+    sig = [i for i, k in enumerate(spec.free) if k in ("sigma_v", "sigma_a")]
+    opts = {"maxiter": 400, "ftol": 1e-10, "gtol": 1e-5} if fine else {"ftol": 1e-5}
+    z = z0.copy()
+    for _ in range(8):
+        objective.rebuild(_floats(spec.params_at(z)), nodes_per_sigma, fine)
+        local = list(zb)
+        for i in sig:
+            local[i] = (max(zb[i][0], z[i] - math.log(2.0)), min(zb[i][1], z[i] + math.log(2.0)))
+        res = minimize(
+            objective.value_and_grad,
+            z,
+            args=(spec,),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=local,
+            options=opts,
+        )
+        pressed = any(
+            min(abs(res.x[i] - local[i][0]), abs(res.x[i] - local[i][1])) < 1e-6
+            and not min(abs(res.x[i] - zb[i][0]), abs(res.x[i] - zb[i][1])) < 1e-6
+            for i in sig
+        )
+        moved = max((abs(res.x[i] - z[i]) for i in sig), default=0.0)
+        z = res.x
+        if not pressed and (not fine or moved < math.log(1.15)):
+            break
+    return z, float(res.fun), bool(res.success)
+
+
+def check_enough_trials(trials: Trials, spec: ParameterSpec) -> None:
+    """A fit needs more trials than free parameters (else the estimates are not identified)."""
+    if len(trials) <= spec.n_free:
+        raise InputError(
+            f"{trials.source}: {len(trials)} trial(s) cannot identify {spec.n_free} free "
+            f"parameters ({', '.join(spec.free)}); the fit needs at least {spec.n_free + 1} "
+            "trials (more trials than free parameters), or fix some parameters"
+        )
 
 
 def fit_causal_inference(
@@ -304,181 +350,77 @@ def fit_causal_inference(
     tied: dict[str, str] | None = None,
     start: dict[str, float] | None = None,
     bounds: dict[str, tuple[float, float]] | None = None,
+    spec: ParameterSpec | None = None,
     n_starts: int = 3,
     seed: int = 0,
     nodes_per_sigma: float = 3.0,
+    tol: float = FIT_TOLERANCE,
     compute_se: bool = True,
     progress: bool = False,
 ) -> FitResult:
     """Fit the causal-inference observer to a trial table by maximum likelihood.
 
-    By default sigma_v, sigma_a, sigma_p, mu_p and p_common are free, lapse is fixed at 0 and
-    sigma_motor is fixed at 0 for button responses (free for continuous ones). ``fixed`` sets
-    values (those parameters are held); ``free`` lists extra parameters to free (e.g.
-    ``["lapse"]``); ``tied`` maps a parameter to another whose value it shares (e.g.
-    ``{"sigma_a": "sigma_v"}``). Starts: the first from ``start`` (or a data-scaled default),
-    the others drawn uniformly within the (transformed) bounds with ``seed``.
+    The parameters: a :class:`ParameterSpec`, given as ``spec`` or built from ``fixed``
+    (held values), ``free`` (extra parameters to free, e.g. ``["lapse"]``), ``tied`` (a
+    parameter -> the one whose value it shares, e.g. ``{"sigma_a": "sigma_v"}``), ``start`` and
+    ``bounds`` (see :meth:`ParameterSpec.build` for the defaults). The search: every one of
+    ``n_starts`` starts (the first from ``start``, the others jittered with ``seed``) on a
+    coarse grid, then the best polished on a grid refined until successive grids agree within
+    ``tol`` (starting at ``nodes_per_sigma``). Standard errors from the Hessian.
     """
     check_strategy(strategy)
     if n_starts < 1:
-        raise ValueError(f"n_starts: must be >= 1, got {n_starts}")
+        raise InputError(f"n_starts: must be >= 1, got {n_starts}")
     report = report_for(trials, levels, response)
-    fixed = dict(fixed or {})
-    tied = dict(tied or {})
-    _check_names(fixed, "fixed")
-    _check_names(tied, "tied")
-    for k, v in fixed.items():
-        fixed[k] = _check_value(k, v)
-    for k, target in tied.items():
-        if target not in PARAMETERS:
-            raise ValueError(f"tied: {k} is tied to unknown parameter {target!r}")
-        if target in tied:
-            raise ValueError(f"tied: {k} is tied to {target}, which is itself tied")
-    free_set = {"sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common"}
-    if report.kind == "continuous" and report.modalities:
-        free_set.add("sigma_motor")
-    else:
-        fixed.setdefault("sigma_motor", 0.0)
-    fixed.setdefault("lapse", 0.0)
-    for k in free or ():
-        if k not in PARAMETERS:
-            raise ValueError(f"free: unknown parameter {k!r}")
-        free_set.add(k)
-        fixed.pop(k, None)
-    free_names = tuple(p for p in PARAMETERS if p in free_set and p not in fixed and p not in tied)
-    if not free_names:
-        raise ValueError("no free parameters: free at least one (fixed and tied cover all)")
-    for k, target in tied.items():
-        if target not in free_names and target not in fixed:
-            raise ValueError(f"tied: {k} is tied to {target}, which is neither free nor fixed")
-    bnd = default_bounds(trials)
-    for k, b in (bounds or {}).items():
-        _check_names({k: 0}, "bounds")
-        if not b[0] < b[1]:
-            raise ValueError(f"bounds: {k} needs low < high, got {b}")
-        bnd[k] = (float(b[0]), float(b[1]))
-    init = _default_start(trials)
-    init.update({k: _check_value(k, v) for k, v in (start or {}).items()})
-    for k in free_names:
-        lo, hi = bnd[k]
-        init[k] = min(max(init[k], lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo))
-    zb = [
-        (_to_z(k, max(bnd[k][0], 1e-12) if k in _LOG else bnd[k][0]), _to_z(k, bnd[k][1]))
-        for k in free_names
-    ]
-
-    objective = _Objective(trials, report, strategy)
-
-    def assemble(z: torch.Tensor) -> dict[str, torch.Tensor]:
-        params: dict[str, torch.Tensor] = {}
-        for i, k in enumerate(free_names):
-            params[k] = _from_z(k, z[i])
-        for k, v in fixed.items():
-            params[k] = torch.tensor(v, dtype=torch.float64)
-        for k, target in tied.items():
-            params[k] = params[target]
-        for k in PARAMETERS:
-            if k not in params:
-                params[k] = torch.tensor(init[k], dtype=torch.float64)
-        return params
-
-    def as_floats(params: dict[str, torch.Tensor]) -> dict[str, float]:
-        return {k: float(v) for k, v in params.items()}
-
-    def f_and_g(zv: np.ndarray) -> tuple[float, np.ndarray]:
-        z = torch.tensor(zv, dtype=torch.float64, requires_grad=True)
-        val = objective(assemble(z))
-        (g,) = torch.autograd.grad(val, z)
-        if not torch.isfinite(val):
-            return 1e300, np.zeros_like(zv)
-        calls.append(1)
-        return float(val.detach()), g.numpy()
-
-    sig_index = [i for i, k in enumerate(free_names) if k in ("sigma_v", "sigma_a")]
-
-    def run(z0: np.ndarray, nps: float, fine: bool) -> tuple[np.ndarray, float, bool]:
-        """L-BFGS-B on a grid sized for the current noise; the sensory sigmas may move by at
-        most a factor 2 per grid (a trust region: the quadrature is accurate there), and the
-        grid is rebuilt and the search resumed while a sigma presses on that limit."""
-        z = z0.copy()
-        opts = {"maxiter": 400, "ftol": 1e-10, "gtol": 1e-5} if fine else {"ftol": 1e-5}
-        for _ in range(8):
-            objective.rebuild(as_floats(assemble(torch.as_tensor(z))), nps, richardson=fine)
-            local = list(zb)
-            for i in sig_index:
-                local[i] = (
-                    max(zb[i][0], z[i] - math.log(2.0)),
-                    min(zb[i][1], z[i] + math.log(2.0)),
-                )
-            res = minimize(f_and_g, z, jac=True, method="L-BFGS-B", bounds=local, options=opts)
-            pressed = any(
-                min(abs(res.x[i] - local[i][0]), abs(res.x[i] - local[i][1])) < 1e-6
-                and not min(abs(res.x[i] - zb[i][0]), abs(res.x[i] - zb[i][1])) < 1e-6
-                for i in sig_index
-            )
-            moved = max((abs(res.x[i] - z[i]) for i in sig_index), default=0.0)
-            z = res.x
-            if not pressed and (not fine or moved < math.log(1.15)):
-                break
-        return z, float(res.fun), bool(res.success)
-
-    calls: list[int] = []
-    rng = np.random.default_rng(seed)
-    starts = [np.array([_to_z(k, init[k]) for k in free_names])]
-    # further starts: jitter the first within a factor 3 (sigmas), +-1.5 logits (p_common),
-    # +-20% of the bound range (others), clipped to the bounds
-    lo = np.array([b[0] for b in zb])
-    hi = np.array([b[1] for b in zb])
-    width = np.array(
-        [
-            math.log(3.0) if k in _LOG else (1.5 if k == "p_common" else 0.2 * (hi[i] - lo[i]))
-            for i, k in enumerate(free_names)
-        ]
-    )
-    for _ in range(n_starts - 1):
-        jitter = width * rng.uniform(-1.0, 1.0, len(zb))
-        starts.append(np.clip(starts[0] + jitter, lo + 1e-9, hi - 1e-9))
+    if spec is None:
+        continuous = report.kind == "continuous" and bool(report.modalities)
+        spec = ParameterSpec.build(
+            trials,
+            fixed=fixed,
+            free=free,
+            tied=tied,
+            start=start,
+            bounds=bounds,
+            continuous=continuous,
+        )
+    check_enough_trials(trials, spec)
+    objective = _Objective(trials, report, strategy, tol)
     t0, c0 = time.perf_counter(), time.process_time()
     with _single_thread():
-        results = []
-        bar = _progress(starts, progress)
-        for z0 in bar:
-            # stage 1: every start on a coarse grid
-            results.append(run(z0, min(2.0, nodes_per_sigma), fine=False))
-        start_nlls = [r[1] for r in results]
-        n_stage1 = len(calls)
-        best = min(results, key=lambda r: r[1])
-        # stage 2: polish the best on a grid rebuilt at its parameters, until it settles
-        z, fun, ok = run(best[0], nodes_per_sigma, fine=True)
-        objective.rebuild(as_floats(assemble(torch.as_tensor(z))), nodes_per_sigma)
-        zt = torch.as_tensor(z)
-        nll = float(objective(assemble(zt)))
-        params = as_floats(assemble(zt))
-        n_calls = (n_stage1, len(calls) - n_stage1)
-        se: dict[str, float] = {}
-        if compute_se:
-            se = _standard_errors(objective, assemble, free_names, params)
-    at_bound = tuple(
-        k
-        for i, k in enumerate(free_names)
-        if min(abs(z[i] - zb[i][0]), abs(z[i] - zb[i][1])) < 1e-6 * (1 + abs(z[i]))
-    )
+        coarse = [
+            _search(objective, spec, z0, min(2.0, nodes_per_sigma), fine=False)
+            for z0 in _progress(spec.start_points(n_starts, seed), progress)
+        ]
+        n_stage1 = objective.n_calls
+        z = min(coarse, key=lambda r: r[1])[0]
+        # polish on a grid whose density is checked at the start and at the end (tol)
+        nps = objective.density(_floats(spec.params_at(z)), nodes_per_sigma)
+        z, _, ok = _search(objective, spec, z, nps, fine=True)
+        if (finer := objective.density(_floats(spec.params_at(z)), nps)) > nps * 1.01:
+            nps = finer
+            z, _, ok = _search(objective, spec, z, nps, fine=True)
+        objective.rebuild(_floats(spec.params_at(z)), nps, fine=True)
+        params = _floats(spec.params_at(z))
+        nll = float(objective(spec.params_at(z)))
+        se = standard_errors(objective, spec, params) if compute_se else {}
     return FitResult(
-        params={k: params[k] for k in PARAMETERS},
+        params=params,
         se=se,
-        free=free_names,
-        fixed={k: v for k, v in fixed.items()},
-        tied=tied,
+        free=spec.free,
+        fixed=dict(spec.fixed),
+        tied=dict(spec.tied),
         nll=nll,
         n_trials=len(trials),
         strategy=strategy,
         report=report,
         converged=ok,
-        start_nlls=start_nlls,
+        start_nlls=[r[1] for r in coarse],
         seconds=time.perf_counter() - t0,
         cpu_seconds=time.process_time() - c0,
-        at_bound=at_bound,
-        n_calls=n_calls,
+        at_bound=spec.at_bound(z),
+        n_calls=(n_stage1, objective.n_calls - n_stage1),
+        grid_change=objective.grid_change,
+        nodes_per_sigma=nps,
     )
 
 
@@ -490,31 +432,26 @@ def _progress(items: list, enabled: bool):
     return tqdm(items, desc="fit starts")
 
 
-def _standard_errors(objective, assemble, free_names, params) -> dict[str, float]:
+def standard_errors(objective, spec: ParameterSpec, params: dict[str, float]) -> dict[str, float]:
     """sqrt(diag(H^-1)) of the NLL Hessian in natural parameters (asymptotic ML theory).
 
+    ``objective`` maps a full parameter dict to the NLL; the free parameters are differentiated
+    in natural units through :meth:`ParameterSpec.complete` (tied ones follow their target).
     H is the central difference of the exact autograd gradient (2k gradient evaluations).
     """
-    theta0 = np.array([params[k] for k in free_names], dtype=np.float64)
+    theta0 = np.array([params[k] for k in spec.free], dtype=np.float64)
 
     def grad(theta: np.ndarray) -> np.ndarray:
         t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-        z = torch.stack(
-            [
-                torch.log(t[i])
-                if k in _LOG
-                else (torch.log(t[i]) - torch.log1p(-t[i]) if k == "p_common" else t[i])
-                for i, k in enumerate(free_names)
-            ]
-        )
-        (g,) = torch.autograd.grad(objective(assemble(z)), t)
+        value = objective(spec.complete({k: t[i] for i, k in enumerate(spec.free)}))
+        (g,) = torch.autograd.grad(value, t)
         return g.numpy()
 
-    k = len(free_names)
+    k = spec.n_free
     h = np.zeros((k, k))
-    for j in range(k):
+    for j, name in enumerate(spec.free):
         eps = 1e-5 * max(abs(theta0[j]), 1e-2)
-        if free_names[j] in ("p_common", "lapse"):
+        if name in ("p_common", "lapse"):  # stay inside [0, 1]
             eps = min(eps, 0.5 * theta0[j], 0.5 * (1 - theta0[j])) or 1e-8
         e = np.zeros(k)
         e[j] = eps
@@ -525,17 +462,17 @@ def _standard_errors(objective, assemble, free_names, params) -> dict[str, float
         se = np.where(d > 0, np.sqrt(np.abs(d)), np.nan)
     except np.linalg.LinAlgError:
         se = np.full(k, np.nan)
-    return {name: float(s) for name, s in zip(free_names, se)}
+    return {name: float(s) for name, s in zip(spec.free, se)}
 
 
 def compare_fits(fits: Sequence[FitResult], labels: Sequence[str] | None = None) -> list[dict]:
     """Rank fits of the same data by AIC: rows with label, k, log L, AIC, BIC, dAIC, dBIC and
     Akaike weights (Burnham & Anderson 2002, eq. 2.14)."""
     if not fits:
-        raise ValueError("fits: give at least one FitResult")
+        raise InputError("fits: give at least one FitResult")
     n = {f.n_trials for f in fits}
     if len(n) != 1:
-        raise ValueError(f"fits: compare fits of the same data (trial counts differ: {sorted(n)})")
+        raise InputError(f"fits: compare fits of the same data (trial counts differ: {sorted(n)})")
     labels = list(labels) if labels is not None else [f.strategy for f in fits]
     aic = np.array([f.aic for f in fits])
     bic = np.array([f.bic for f in fits])
@@ -578,29 +515,8 @@ def compare_strategies(trials: Trials, **fit_kwargs) -> tuple[list[dict], dict[s
 
 
 # ----------------------------------------------------------------------------------------------
-# simulation, recovery, posterior predictive checks
+# recovery, posterior predictive checks
 # ----------------------------------------------------------------------------------------------
-
-
-def simulate_trials(
-    model: CausalInference,
-    conditions: np.ndarray,
-    n_per_condition: int,
-    strategy: str = "averaging",
-    levels: Sequence[float] | None = None,
-    report: Sequence[int] = (0, 1),
-    unity: bool = False,
-    seed: int = 0,
-) -> Trials:
-    """Simulate a trial table by Monte Carlo (independent of the quadrature likelihood)."""
-    cond = np.asarray(conditions, dtype=float)
-    g = torch.Generator().manual_seed(int(seed))
-    sim = model.simulate(cond, n_per_condition, strategy, g, levels=levels)
-    stimuli = np.repeat(cond, n_per_condition, axis=0)
-    rep = tuple(report)
-    responses = sim["responses"].reshape(-1, cond.shape[1])[:, list(rep)] if rep else None
-    u = sim["unity"].reshape(-1) if unity else None
-    return Trials(stimuli, responses, rep, u, source="simulated")
 
 
 @dataclass
@@ -701,7 +617,7 @@ def posterior_predictive(
     probabilities by quadrature, multinomial draws) and compare the mean report per condition."""
     rep = fit.report
     if rep.kind != "discrete" or not rep.modalities:
-        raise ValueError("posterior_predictive: needs a fit to button (discrete) responses")
+        raise InputError("posterior_predictive: needs a fit to button (discrete) responses")
     cond, idx = trials.conditions()
     with _single_thread(), torch.no_grad():
         p = discrete_probabilities(fit.model(), cond, rep, fit.strategy)

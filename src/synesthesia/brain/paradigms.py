@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synesthesia.brain.causal_inference import CausalInference
+from synesthesia.brain.simulation import simulate_trials
 from synesthesia.brain.trials import Trials
 
 # Fitted group parameters of Koerding et al. 2007 (PLoS ONE 2(9): e943), degrees of visual angle.
@@ -82,8 +83,6 @@ def ventriloquist(
 ) -> VentriloquistResult:
     """Simulate the Koerding et al. 2007 ventriloquist experiment (joint visual and auditory
     button reports plus a unity judgement) and compute its exact predictions."""
-    from synesthesia.brain.fitting import simulate_trials
-
     model = model or koerding_observer()
     cond = full_design(positions, positions)
     lv = np.asarray(sorted(positions), dtype=float)
@@ -148,8 +147,6 @@ def flash_illusion(
     With ``n_per_condition`` > 0 also simulates a trial table (stim_v = flashes,
     stim_a = beeps, resp_v = reported flashes).
     """
-    from synesthesia.brain.fitting import simulate_trials
-
     model = model or flash_observer()
     cond = full_design(flashes, beeps)
     lv = np.asarray(sorted(levels), dtype=float)

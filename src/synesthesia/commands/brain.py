@@ -8,12 +8,57 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import math
 from pathlib import Path
 
 from synesthesia.commands import CommandError
+from synesthesia.errors import check_count, check_output_file, short
 
 PARADIGMS = ("ventriloquist", "flash", "mcgurk", "binding")
 PARAMETER_NAMES = ("sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common", "lapse", "sigma_motor")
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+# stimulus conditions of each paradigm: --trials is per condition
+CONDITIONS = {"ventriloquist": 25, "flash": 9, "mcgurk": 9, "binding": 13}
+# simulated trials one command may hold in memory (about 200 bytes each while simulating)
+MAX_SIMULATED = 10_000_000
+MAX_STARTS = 1_000
+SEED_LIMIT = 2**63 - 1
+
+
+def _finite_float(text: str) -> float:
+    """argparse type: a finite number (the shared types are for positive values)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {short(text)}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {short(text)}")
+    return value
+
+
+def _count(text: str) -> int:
+    """argparse type: an integer >= 1 (its upper limit is checked by the command)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {short(text)}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {short(text)}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed in [0, 2**63 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {short(text)}") from None
+    if not 0 <= value <= SEED_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 0 to 2**63 - 1, got {short(text, 40)}"
+        )
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=helps[name], description=helps[name])
         p.add_argument("--plot", type=Path, required=True, help="figure to write (PNG, PDF, SVG)")
         p.add_argument("--csv", type=Path, help="also write the simulated trials as CSV")
-        p.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
-        p.add_argument("--trials", type=int, default=40, help="trials per condition")
+        p.add_argument("--seed", type=_seed, default=0, help="random seed of the simulation")
+        p.add_argument("--trials", type=_count, default=40, help="trials per condition")
         p.add_argument(
             "--strategy",
             choices=("averaging", "selection", "matching"),
@@ -63,16 +108,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     f.add_argument("--free", nargs="*", default=[], metavar="NAME", help="free extra parameters")
     f.add_argument("--tie", nargs="*", default=[], metavar="NAME=OTHER", help="tie parameters")
-    f.add_argument("--levels", type=float, nargs="*", help="allowed button responses")
+    f.add_argument("--levels", type=_finite_float, nargs="*", help="allowed button responses")
     f.add_argument(
         "--response",
         choices=("auto", "discrete", "continuous"),
         default="auto",
         help="response kind (auto: discrete when at most 12 distinct values)",
     )
-    f.add_argument("--starts", type=int, default=3, help="optimiser starts")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--starts", type=_count, default=3, help="optimiser starts")
+    f.add_argument("--seed", type=_seed, default=0, help="random seed of the further starts")
     f.add_argument("--plot", type=Path, help="write the fitted model over the data")
+    f.add_argument("--json", type=Path, help="write the fits (parameters, SEs, AIC) as JSON")
     f.set_defaults(func=_run_fit)
 
 
@@ -82,10 +128,25 @@ def _missing(parser: argparse.ArgumentParser) -> int:
 
 
 def _save(fig, path: Path) -> None:
-    if path.parent and not path.parent.exists():
-        raise CommandError(f"{path.parent}: no such folder for the figure")
+    """Write a figure whose path :func:`check_output_file` accepted before the work."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise CommandError(f"--plot {path}: cannot write ({_reason(exc)})") from None
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def _open_csv(path: Path, flag: str = "--csv"):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"{flag} {path}: cannot write ({_reason(exc)})") from None
 
 
 def _figure(ncols: int):
@@ -98,14 +159,17 @@ def _figure(ncols: int):
 
 
 def _run_paradigm(args: argparse.Namespace) -> int:
-    if args.trials < 1:
-        raise CommandError("--trials: must be >= 1")
+    check_output_file(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
+    if args.csv is not None:
+        check_output_file(args.csv, "--csv")
+    n_cond = CONDITIONS[args.paradigm]
+    check_count(args.trials, "--trials", MAX_SIMULATED // n_cond, "trials per condition")
+    if args.paradigm == "mcgurk" and args.strategy == "matching":
+        raise CommandError("--strategy: the McGurk model supports averaging or selection")
     import numpy as np
 
     from synesthesia.brain import plots
 
-    if args.csv is not None and not args.csv.parent.exists():
-        raise CommandError(f"{args.csv.parent}: no such folder for the CSV")
     if args.paradigm == "ventriloquist":
         from synesthesia.brain import ventriloquist, write_trials
 
@@ -115,7 +179,7 @@ def _run_paradigm(args: argparse.Namespace) -> int:
         plots.plot_p_common(res, ax=a2)
         _save(fig, args.plot)
         if args.csv:
-            write_trials(res.trials, args.csv)
+            _write_trials(res.trials, args.csv, write_trials)
         d, b = res.disparity, res.auditory_bias()
         for x in np.unique(d[d != 0]):
             print(f"disparity {x:+5.0f} deg: auditory bias {np.nanmean(b[d == x]):.3f}")
@@ -130,15 +194,13 @@ def _run_paradigm(args: argparse.Namespace) -> int:
         plots.plot_fission_trend(sig, rates, ax=a2)
         _save(fig, args.plot)
         if args.csv:
-            write_trials(res.trials, args.csv)
+            _write_trials(res.trials, args.csv, write_trials)
         print(f"fission illusion p(2 flashes | 1 flash, 2 beeps) = {res.rate(1, 2, 2):.3f}")
         print(f"fusion illusion  p(1 flash | 2 flashes, 1 beep) = {res.rate(2, 1, 1):.3f}")
     elif args.paradigm == "mcgurk":
         from synesthesia.brain import McGurkModel, flmp_probabilities, mcgurk_flmp_defaults
         from synesthesia.brain.speech import mcgurk_rates
 
-        if args.strategy == "matching":
-            raise CommandError("--strategy: the McGurk model supports averaging or selection")
         model = McGurkModel()
         table = model.table(args.strategy)
         a, v = mcgurk_flmp_defaults()
@@ -150,7 +212,7 @@ def _run_paradigm(args: argparse.Namespace) -> int:
         plots.plot_mcgurk(ftable, s, ax=a2, title="FLMP (Massaro)")
         _save(fig, args.plot)
         if args.csv:
-            with args.csv.open("w", newline="") as fh:
+            with _open_csv(args.csv) as fh:
                 w = csv.writer(fh)
                 w.writerow(["auditory", "visual", "response"])
                 for i, (au, vi) in enumerate(table):
@@ -171,7 +233,7 @@ def _run_paradigm(args: argparse.Namespace) -> int:
         plots.plot_simultaneity(model, soas, ax=ax, observed=reps.mean(1))
         _save(fig, args.plot)
         if args.csv:
-            with args.csv.open("w", newline="") as fh:
+            with _open_csv(args.csv) as fh:
                 w = csv.writer(fh)
                 w.writerow(["soa_ms", "simultaneous"])
                 for k, s in enumerate(soas):
@@ -183,15 +245,23 @@ def _run_paradigm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_trials(trials, path: Path, write_trials) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_trials(trials, path)
+    except OSError as exc:
+        raise CommandError(f"--csv {path}: cannot write ({_reason(exc)})") from None
+
+
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
     out = {}
     for item in items:
         if "=" not in item:
-            raise CommandError(f"{flag}: expected NAME=VALUE, got {item!r}")
+            raise CommandError(f"{flag}: expected NAME=VALUE, got {short(item)}")
         k, v = item.split("=", 1)
         if k not in PARAMETER_NAMES:
             raise CommandError(
-                f"{flag}: unknown parameter {k!r} (known: {', '.join(PARAMETER_NAMES)})"
+                f"{flag}: unknown parameter {short(k)} (known: {', '.join(PARAMETER_NAMES)})"
             )
         out[k] = v
     return out
@@ -205,18 +275,28 @@ def _run_fit(args: argparse.Namespace) -> int:
         posterior_predictive,
         read_trials,
     )
+    from synesthesia.brain.fitting import report_for
 
+    if args.plot is not None:
+        check_output_file(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
+    if args.json is not None:
+        check_output_file(args.json, "--json", suffixes=(".json",))
+    check_count(args.starts, "--starts", MAX_STARTS, "starts")
     fixed = {}
     for k, v in _pairs(args.fixed, "--fixed").items():
         try:
-            fixed[k] = float(v)
-        except ValueError:
-            raise CommandError(f"--fixed: {k}={v!r} is not a number") from None
+            fixed[k] = _finite_float(v)
+        except argparse.ArgumentTypeError as exc:
+            raise CommandError(f"--fixed: {k}: {exc}") from None
     tied = _pairs(args.tie, "--tie")
     for k in args.free:
         if k not in PARAMETER_NAMES:
-            raise CommandError(f"--free: unknown parameter {k!r}")
+            raise CommandError(f"--free: unknown parameter {short(k)}")
     trials = read_trials(args.trials, levels=args.levels)
+    if args.plot is not None:
+        rep = report_for(trials, args.levels, args.response)
+        if rep.kind != "discrete" or not rep.modalities:
+            raise CommandError("--plot: needs button (discrete) responses of resp_v / resp_a")
     strategies = (
         ("averaging", "selection", "matching") if args.strategy == "all" else (args.strategy,)
     )
@@ -235,13 +315,24 @@ def _run_fit(args: argparse.Namespace) -> int:
         )
         fits.append(fit)
         print(fit.table())
+        undefined = [k for k in fit.free if not math.isfinite(fit.se.get(k, math.nan))]
+        if undefined:
+            print(
+                f"note: no standard error for {', '.join(undefined)} (the likelihood is flat "
+                "there or the estimate is at a bound)"
+            )
         print()
     if len(fits) > 1:
         print(format_comparison(compare_fits(fits)))
+    if args.json is not None:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps([f.to_dict() for f in fits], indent=1) + "\n")
+        except OSError as exc:
+            raise CommandError(f"--json {args.json}: cannot write ({_reason(exc)})") from None
+        print(f"wrote {args.json}")
     if args.plot:
         best = min(fits, key=lambda f: f.aic)
-        if best.report.kind != "discrete" or not best.report.modalities:
-            raise CommandError("--plot: needs button (discrete) responses of resp_v / resp_a")
         from synesthesia.brain.plots import plot_fit
 
         ppc = posterior_predictive(best, trials, seed=args.seed)
