@@ -121,3 +121,20 @@ def test_training_on_every_fsdd_speaker_is_allowed_and_says_none_is_scored(
     assert scores["fsdd_held_out_speakers"] == []
     assert any("no held-out FSDD speaker is scored" in n for n in scores["notes"])
     assert set(scores["zero_shot"]["fsdd"]) == {"train"}  # the trained speakers, and no "val"
+
+
+@pytest.mark.skipif(not espeak_available(), reason="needs eSpeak NG (pip install espeakng-loader)")
+def test_a_format1_checkpoint_is_evaluated_through_the_command(tmp_path, monkeypatch, capsys):
+    """What worked stays working: a checkpoint written before the registry is scored."""
+    import shutil
+
+    monkeypatch.setenv("SYNESTHESIA_CACHE", str(tmp_path / "cache"))
+    old = Path(__file__).parent / "data" / "clip_format1"
+    assert "format" not in json.loads((old / "config.json").read_text())
+    shutil.copytree(old, tmp_path / "ckpt")
+    out = tmp_path / "s.json"
+    argv = ["eval", str(tmp_path / "ckpt"), "--no-baselines", "--no-progress", "--json", str(out)]
+    assert main(argv) == 0
+    assert "speech -> image R@1" in capsys.readouterr().out
+    scores = json.loads(out.read_text())
+    assert scores["n_val_speech"] > 0 and 0.0 <= scores["zero_shot"]["image_from_text_prompts"] <= 1

@@ -24,7 +24,6 @@ KIND = "clip"  # the "kind" entry of a joint-embedding checkpoint's config.json
 #: Largest --n-speech: 100,000 clips of about 0.5 s at 22,050 Hz are 4.4 GB of float32.
 MAX_SPEECH_CLIPS = 100_000
 PRECISIONS = ("auto", "fp32", "bf16")
-INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C / SIGTERM (after saving)
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -167,12 +166,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     model, result, world = train_clip(options, resume=args.resume)
     checkpoint = Path(args.out) / "checkpoint"
-    if result.stopped == "interrupted":
+    if result.interrupted:
         print(
             f"interrupted at step {result.step}; checkpoint saved in {checkpoint}. "
             f"Resume with: {_resume_command(args)}"
         )
-        return INTERRUPTED
+        return result.exit_code
     print(
         f"trained {result.step} steps ({result.stopped}) in {result.wall_s:.0f} s at "
         f"{result.items_per_s:.0f} images/s; checkpoint: {checkpoint}"
@@ -192,9 +191,13 @@ def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
     from synesthesia.multimodal.model import JointEmbeddingModel
 
     checkpoint = Path(checkpoint)
+    if checkpoint.exists() and not checkpoint.is_dir():
+        raise CommandError(f"{checkpoint}: is a file, expected a checkpoint folder")
     cache_dir = getattr(args, "cache_dir", None)
     out = Path(args.json) if args.json else checkpoint / "eval_clip.json"
-    check_output_file(out, "--json" if args.json else "the scores file (give --json)")
+    check_output_file(
+        out, "--json" if args.json else "the scores file (give --json)", suffixes=(".json",)
+    )
     if args.plot:
         check_output_file(args.plot, "--plot", suffixes=(".png",))
     model = JointEmbeddingModel.from_pretrained(checkpoint)

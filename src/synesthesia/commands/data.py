@@ -106,13 +106,17 @@ def _say(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from synesthesia.data.speech import ESPEAK_SAMPLE_RATE, speak
-    from synesthesia.errors import check_count, check_output_file, short
+    from synesthesia.errors import check_output_file, short
     from synesthesia.io import atomic_write_bytes
 
     out = check_output_file(args.out, "--out", suffixes=(".wav",))
     if not args.text.strip():
         raise CommandError(f"TEXT must hold something to say, got {short(args.text)}")
-    check_count(len(args.text), "TEXT", MAX_SAY_CHARACTERS, "characters")
+    if len(args.text) > MAX_SAY_CHARACTERS:
+        raise CommandError(
+            f"TEXT: {len(args.text):,} characters; data say speaks at most "
+            f"{MAX_SAY_CHARACTERS:,} at a time (split the text)"
+        )
     if not 80 <= args.rate <= 450:
         raise CommandError(f"--rate must be 80..450 words per minute, got {short(args.rate)}")
     if not 0 <= args.pitch <= 100:
@@ -130,9 +134,13 @@ def _captions(args: argparse.Namespace) -> int:
 
     from synesthesia.data.captions import captions_for, measure_attributes
     from synesthesia.data.images import mnist5k_splits
-    from synesthesia.errors import check_count
+    from synesthesia.errors import short
 
-    check_count(args.per_image, "--per-image", MAX_PER_IMAGE, "captions")
+    if args.per_image > MAX_PER_IMAGE:
+        raise CommandError(
+            f"--per-image {short(args.per_image, 30)}: at most {MAX_PER_IMAGE} captions per image "
+            "(the templates repeat long before that)"
+        )
     images = dict(zip(("train", "val"), mnist5k_splits()))[args.split]
     if args.n > len(images):
         raise CommandError(f"--n must be at most {len(images)} for the {args.split} split")

@@ -497,21 +497,22 @@ def _cache_folder(cache_dir: str | Path | None, kind: str, key: dict) -> Path:
 
 def default_cache_dir() -> Path:
     """``$SYNESTHESIA_CACHE`` or ``~/.cache/synesthesia``: where built data is kept."""
-    return Path(os.environ.get("SYNESTHESIA_CACHE", Path.home() / ".cache" / "synesthesia"))
+    return Path(os.environ.get("SYNESTHESIA_CACHE") or Path.home() / ".cache" / "synesthesia")
 
 
 def check_speech_cache(cache_dir: str | Path | None = None, what: str = "--cache-dir") -> Path:
     """Check, before any work, that the speech cache can be written: ``cache_dir`` (named as
-    ``what``), else ``$SYNESTHESIA_CACHE``, else ``~/.cache/synesthesia``; returns the folder.
+    ``what``), else the user cache (``$SYNESTHESIA_CACHE`` or ``~/.cache/synesthesia``, see
+    :func:`synesthesia.io.user_cache_dir`); returns the folder.
 
     Raises :class:`~synesthesia.errors.InputError` naming the path as the user gave it (a
     file, a folder under a file, a read-only place).
     """
+    from synesthesia.io import user_cache_dir
+
     if cache_dir is not None:
         return check_output_dir(cache_dir, what)
-    if "SYNESTHESIA_CACHE" in os.environ:
-        return check_output_dir(os.environ["SYNESTHESIA_CACHE"], "SYNESTHESIA_CACHE")
-    return check_output_dir(default_cache_dir(), "the speech cache")
+    return user_cache_dir()
 
 
 def _synthesize(

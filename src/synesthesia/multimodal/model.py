@@ -157,7 +157,7 @@ def _from_format1(data: dict[str, Any], where: str) -> dict[str, Any]:
     tower_keys = set(_FORMAT1_TOWERS) | {k for v in _FORMAT1_TOWERS.values() for k in v}
     extra = sorted(set(data) - core - tower_keys)
     if extra:
-        known = sorted(core | tower_keys)
+        known = [f.name for f in dataclasses.fields(JointEmbeddingConfig)]
         raise InputError(
             f"{where}not a clip config: unknown JointEmbeddingConfig fields {extra} "
             f"(known: {known})"

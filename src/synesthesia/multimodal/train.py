@@ -199,6 +199,13 @@ def clip_data_from_world(world, split: str = "train", speech_source: str = "synt
     return ClipData.from_world(world, mods, split, speech_source=speech_source)
 
 
+def _shown(value: Any) -> str:
+    """An option's value as a user would type it (lists comma-separated; empty: none)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) if value else "none"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _precision_name(precision: str) -> str:
     return "fp32" if precision == "no" else precision
 
@@ -291,12 +298,10 @@ def _resumed_run(options: ClipTrainOptions, device: torch.device) -> _Run:
     for key, (flag, was) in saved_values.items():
         given = getattr(options, key)
         if given is not None and was is not None and not _same(given, was):
-            shown = ",".join(given) if isinstance(given, (list, tuple)) else given
-            before = ",".join(was) if isinstance(was, list) else was
             raise InputError(
-                f"{flag}: the run in {out} used {before!r}, this call gives {shown!r}; resume "
-                "with the run's own settings (leave the option out), or start a new run in "
-                "another --out"
+                f"{flag}: the run in {out} used {_shown(was)}, this call gives {_shown(given)}; "
+                "resume with the run's own settings (leave the option out), or start a new run "
+                "in another --out"
             )
         filled[key] = was if was is not None else (given if given is not None else DEFAULTS[key])
     filled["modalities"] = tuple(filled["modalities"])
