@@ -13,14 +13,22 @@ Stages (run all, or pick with --stage; each writes its numbers to --out-dir/<sta
 - ``diffusers``: the ``target`` stage with diffusers' ``UNet2DModel`` (32/64/64) trained in
   place of ours (same recipe, trainer, budget and scoring): quality at equal wall time.
 - ``nfe``: the target checkpoint's accuracy and classifier-FID at 10, 20, 50 and 250 network
-  evaluations for ddpm, ddim, dpmpp_2m and heun (guidance 2; heun uses (nfe + 1) // 2 steps).
+  evaluations for ddpm, ddim, dpmpp_2m and heun (guidance 2). The steps for each budget come
+  from ``diffusion.steps_for_nfe`` and every cell reports the denoiser calls it really made
+  (counted by ``diffusion.CountingDenoiser``), never a formula.
+- ``demo``: ``synesthesia demo`` as a new user runs it (a subprocess with an empty cache, so
+  the evaluator's first training counts), optionally on an emulated AVX2-only CPU
+  (``--emulate-avx2``: ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2,
+  MKL_ENABLE_INSTRUCTIONS=AVX2; oneDNN then reports no native bf16, so "auto" is float32).
 
-Every stage records process CPU time / wall time: on 2 cores a ratio well below 2 means the
-machine was shared (contended) while measuring.
+Every stage records the machine (``training.machine.machine_record``: CPU model, torch CPU
+capability, native bf16, threads, precision) and process CPU time / wall time: on 2 cores a
+ratio well below 2 means the machine was shared (contended) while measuring.
 
     python benchmarks/bench_image.py --stage speed
     python benchmarks/bench_image.py --stage target --minutes 10
     python benchmarks/bench_image.py --stage nfe --n-per-class 30
+    python benchmarks/bench_image.py --stage demo --emulate-avx2 --tag avx2
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from synesthesia.data.images import load_image_splits
-from synesthesia.diffusion import NoiseSchedule
+from synesthesia.diffusion import CountingDenoiser, NoiseSchedule, steps_for_nfe
 from synesthesia.metrics import get_evaluator, score_class_conditional
 from synesthesia.nets.unet import UNet, UNetConfig, unet_preset
 from synesthesia.pipelines.image import (
@@ -45,6 +53,15 @@ from synesthesia.pipelines.image import (
     save_image_grid,
 )
 from synesthesia.pipelines.image_train import ImageTrainOptions, train_class_to_image
+from synesthesia.training.machine import machine_record
+from synesthesia.training.precision import resolve_precision
+from synesthesia.training.timing import time_calls, training_step
+
+AVX2_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+}
 
 
 class Clock:
@@ -61,6 +78,7 @@ class Clock:
 
 def _save(out_dir: Path, stage: str, result: dict, show: bool = True) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    result.setdefault("machine", machine_record(result.get("precision")))
     (out_dir / f"{stage}.json").write_text(json.dumps(result, indent=2) + "\n")
     if show:
         print(json.dumps(result, indent=2))
@@ -126,20 +144,6 @@ def _fp32_sdpa(original):
     return attention
 
 
-def _step_times(model, loss_fn, batch, steps: int, amp: bool, opt, gen) -> list[float]:
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(model, batch, gen)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def train_step_flops(model, loss_fn, batch) -> int:
     """FLOPs of one training step (forward + backward), counted by torch's FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -171,31 +175,42 @@ def stage_speed(args) -> dict:
     loss_fn = image_loss_fn(ImageRecipe(), NoiseSchedule("cosine", 1000), null_class=10)
     torch.manual_seed(0)
     config = unet_preset("small")
+    # bf16 rows use bf16 autocast (forced: this stage measures it); on a CPU without native
+    # bf16 they are skipped unless --precision bf16 asks for them (bf16 is emulated there).
+    low = resolve_precision(args.precision, "cpu")
+    tag = "bf16" if low == "bf16" else "fp32"
     contestants = {
-        "ours_bf16": (UNet(config), True),
-        "diffusers_bf16": (_DiffusersDenoiser(diffusers_unet(), config), True),
-        "diffusers_bf16_fp32_attention": (
+        f"ours_{tag}": (UNet(config), low),
+        f"diffusers_{tag}": (_DiffusersDenoiser(diffusers_unet(), config), low),
+        f"diffusers_{tag}_fp32_attention": (
             _DiffusersDenoiser(diffusers_unet(), config, fp32_attention=True),
-            True,
+            low,
         ),
-        "diffusers_bf16_our_widths": (
+        f"diffusers_{tag}_our_widths": (
             _DiffusersDenoiser(diffusers_unet(widths=(16, 48, 80)), config),
-            True,
+            low,
         ),
-        "ours_fp32": (UNet(unet_preset("small")), False),
     }
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, (m, _) in contestants.items()}
-    gen = torch.Generator().manual_seed(0)
-    for name, (model, amp) in contestants.items():  # warm-up (oneDNN kernel selection)
-        _step_times(model, loss_fn, batch, 2, amp, opts[name], gen)
+    if low == "bf16":
+        contestants["ours_fp32"] = (UNet(unet_preset("small")), "no")
+    steps = {
+        name: training_step(model, loss_fn, batch, precision)
+        for name, (model, precision) in contestants.items()
+    }
+    for step in steps.values():  # warm-up (oneDNN kernel selection)
+        time_calls(step, 2)
     times: dict[str, list[float]] = {k: [] for k in contestants}
     ratios: dict[str, list[float]] = {k: [] for k in contestants}
     for _ in range(args.rounds):  # interleaved: A, B, C, A, B, C, ...
-        for name, (model, amp) in contestants.items():
+        for name in contestants:
             c = Clock()
-            times[name] += _step_times(model, loss_fn, batch, args.steps, amp, opts[name], gen)
+            times[name] += time_calls(steps[name], args.steps)
             ratios[name].append(c.read()["cpu_per_wall"])
-    result: dict = {"batch_size": args.batch_size, "threads": torch.get_num_threads()}
+    result: dict = {
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        "precision": low,
+    }
     for name, (model, _amp) in contestants.items():
         med = statistics.median(times[name])
         result[name] = {
@@ -204,42 +219,65 @@ def stage_speed(args) -> dict:
             "images_per_s": args.batch_size / med,
             "cpu_per_wall": statistics.median(ratios[name]),
         }
-    ours = result["ours_bf16"]["images_per_s"]
-    result["speedup_vs_diffusers"] = ours / result["diffusers_bf16"]["images_per_s"]
+    ours = result[f"ours_{tag}"]["images_per_s"]
+    result["speedup_vs_diffusers"] = ours / result[f"diffusers_{tag}"]["images_per_s"]
     result["speedup_vs_diffusers_fp32_attention"] = (
-        ours / result["diffusers_bf16_fp32_attention"]["images_per_s"]
+        ours / result[f"diffusers_{tag}_fp32_attention"]["images_per_s"]
     )
-    result["bf16_speedup"] = ours / result["ours_fp32"]["images_per_s"]
+    if low == "bf16":
+        result["bf16_speedup"] = ours / result["ours_fp32"]["images_per_s"]
 
     # Machine share: model FLOP/s over the large-matmul FLOP/s of the same run.
-    flops = train_step_flops(contestants["ours_bf16"][0], loss_fn, batch)
-    peak_bf16 = matmul_flops_per_s(dtype=torch.bfloat16)
-    peak_fp32 = matmul_flops_per_s(dtype=torch.float32)
-    achieved = flops / result["ours_bf16"]["median_step_s"]
-    d_model = contestants["diffusers_bf16"][0]
+    flops = train_step_flops(contestants[f"ours_{tag}"][0], loss_fn, batch)
+    peak = matmul_flops_per_s(dtype=torch.bfloat16 if low == "bf16" else torch.float32)
+    achieved = flops / result[f"ours_{tag}"]["median_step_s"]
+    d_model = contestants[f"diffusers_{tag}"][0]
     d_flops = train_step_flops(d_model, loss_fn, batch)
     result["flops"] = {
         "ours_per_step": flops,
         "ours_per_image": flops / args.batch_size,
         "diffusers_per_step": d_flops,
         "ours_achieved_flop_s": achieved,
-        "matmul_bf16_flop_s": peak_bf16,
-        "matmul_fp32_flop_s": peak_fp32,
-        "utilisation_vs_bf16_matmul": achieved / peak_bf16,
-        "diffusers_utilisation_vs_bf16_matmul": d_flops
-        / result["diffusers_bf16"]["median_step_s"]
-        / peak_bf16,
+        f"matmul_{tag}_flop_s": peak,
+        f"utilisation_vs_{tag}_matmul": achieved / peak,
+        f"diffusers_utilisation_vs_{tag}_matmul": d_flops
+        / result[f"diffusers_{tag}"]["median_step_s"]
+        / peak,
     }
     result["clock"] = clock.read()
     return result
 
 
 # ---------------------------------------------------------------------- quality
-def _generator_fn(pipe, guidance: float, steps: int, method: str):
+def _generator_fn(pipe, guidance: float, steps: int, method: str, counter=None):
+    """``generate(labels, gen)`` for scoring; with ``counter`` (a dict) the denoiser calls of
+    the first batch are counted into ``counter["calls"]`` (every batch makes as many)."""
+
     def generate(labels, gen):
-        return pipe(
-            labels, guidance_scale=guidance, num_inference_steps=steps, method=method, generator=gen
-        )
+        if counter is None:
+            return pipe(
+                labels,
+                guidance_scale=guidance,
+                num_inference_steps=steps,
+                method=method,
+                generator=gen,
+            )
+        real = pipe.denoiser
+        counting = CountingDenoiser(real())
+        pipe.denoiser = lambda: counting
+        try:
+            images = pipe(
+                labels,
+                guidance_scale=guidance,
+                num_inference_steps=steps,
+                method=method,
+                generator=gen,
+                batch_size=len(labels),
+            )
+        finally:
+            pipe.denoiser = real
+        counter["calls"] = counting.calls
+        return images
 
     return generate
 
@@ -332,19 +370,27 @@ def stage_nfe(args) -> dict:
     print(f"real training digits: {result['real_digits']}", flush=True)
     for nfe in args.nfe:
         for method in ("ddpm", "ddim", "dpmpp_2m", "heun"):
-            steps = (nfe + 1) // 2 if method == "heun" else nfe
+            steps = steps_for_nfe(pipe.schedule, method, nfe)
             c = Clock()
+            counted: dict = {}
             s = score_class_conditional(
-                _generator_fn(pipe, args.guidance, steps, method),
+                _generator_fn(pipe, args.guidance, steps, method, counted),
                 evaluator,
                 val,
                 args.n_per_class,
                 args.seed,
             )
-            row = {"method": method, "nfe": nfe, "steps": steps, **s, **c.read()}
+            row = {
+                "method": method,
+                "nfe": counted["calls"],
+                "nfe_budget": nfe,
+                "steps": steps,
+                **s,
+                **c.read(),
+            }
             result["rows"].append(row)
             print(
-                f"{method:9s} nfe {nfe:4d}: acc {s['sample_accuracy']:.3f} "
+                f"{method:9s} nfe {row['nfe']:4d}: acc {s['sample_accuracy']:.3f} "
                 f"fid {s['classifier_fid']:.2f} ({row['wall_s']:.0f} s, "
                 f"cpu/wall {row['cpu_per_wall']:.2f})",
                 flush=True,
@@ -352,6 +398,43 @@ def stage_nfe(args) -> dict:
             _save(Path(args.out_dir), "nfe.partial", result, show=False)
     result["clock"] = clock.read()
     return result
+
+
+def stage_demo(args) -> dict:
+    """``synesthesia demo`` as a new user runs it: a subprocess, an empty evaluator cache."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    env = dict(os.environ)
+    if args.emulate_avx2:
+        env.update(AVX2_ENV)
+    cache = Path(tempfile.mkdtemp(prefix="synesthesia-bench-cache-"))
+    env["SYNESTHESIA_CACHE"] = str(cache)
+    out = Path(args.run_dir).with_name(Path(args.run_dir).name + f"-demo-{args.tag}")
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "synesthesia.cli", "demo", "--out", str(out), "--no-progress"]
+    if args.demo_minutes is not None:
+        command += ["--minutes", str(args.demo_minutes)]
+    c = Clock()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    clock = c.read()
+    shutil.rmtree(cache, ignore_errors=True)
+    if done.returncode != 0:
+        raise SystemExit(f"demo failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    print(done.stdout)
+    return {
+        "tag": args.tag,
+        "emulate_avx2": bool(args.emulate_avx2),
+        "command": " ".join(command[2:]),
+        "wall_s_with_startup": clock["wall_s"],
+        "metrics": metrics,
+        "machine": metrics["machine"],
+        "precision": metrics["machine"].get("precision"),
+    }
 
 
 def plot_nfe(result: dict, path: str | Path) -> Path:
@@ -387,8 +470,12 @@ def plot_nfe(result: dict, path: str | Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--stage", choices=("speed", "target", "diffusers", "nfe", "all"), default="all"
+        "--stage", choices=("speed", "target", "diffusers", "nfe", "demo", "all"), default="all"
     )
+    parser.add_argument("--precision", default="auto", help="speed stage: auto, fp32 or bf16")
+    parser.add_argument("--emulate-avx2", action="store_true", help="demo stage: AVX2-only CPU")
+    parser.add_argument("--tag", default="native", help="demo stage: name of the JSON")
+    parser.add_argument("--demo-minutes", type=float, default=None, help="demo stage budget")
     parser.add_argument("--out-dir", default="benchmarks/out/image")
     parser.add_argument("--run-dir", default="runs/bench-image")
     parser.add_argument("--grid", default="docs/img/demo_grid.png")
@@ -416,10 +503,11 @@ def main() -> None:
         "target": stage_target,
         "diffusers": stage_diffusers,
         "nfe": stage_nfe,
+        "demo": stage_demo,
     }
     for stage in stages:
         result = run[stage](args)
-        _save(Path(args.out_dir), stage, result)
+        _save(Path(args.out_dir), f"demo_{args.tag}" if stage == "demo" else stage, result)
         if stage == "nfe":
             plot_nfe(result, args.nfe_plot)
 

@@ -44,7 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and getattr(args, "rest", None) is not None:  # sample / eval: options first
+            raise InputError(
+                f"{args.command}: give the CHECKPOINT folder first, then its options "
+                f"(synesthesia {args.command} CHECKPOINT [options]); got {' '.join(extra)}"
+            )
+        if extra:
+            parser.parse_args(argv)  # argparse's own message for unrecognised arguments
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

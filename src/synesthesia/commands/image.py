@@ -110,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--minutes", type=positive_float, default=10.0, help="time budget (default 10)"
     )
-    train.add_argument("--preset", choices=PRESETS, default="small", help="U-Net size")
+    train.add_argument("--preset", choices=PRESETS, default=None, help="U-Net size (default small)")
     train.add_argument(
         "--out",
         type=output_dir,
@@ -262,6 +262,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = args.data
     if args.resume:  # what is not given comes from the run; what is given must match it
         saved = resumable_settings(args.out)
+        if data is not None and saved.get("data") not in (None, data):
+            raise CommandError(
+                f"--data: the run in {args.out} used {saved['data']!r}, this call gives "
+                f"{data!r}; resume with the run's own settings, or start a new run in another --out"
+            )
         data = data or saved.get("data") or "mnist5k"
         given = {k: saved.get(k) if v is None else v for k, v in given.items()}
     data = data or "mnist5k"

@@ -8,6 +8,7 @@ slows down (the trainer then saves a checkpoint and stops early).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -155,7 +156,7 @@ def _resumed_config(out_dir: Path, options: ImageTrainOptions, data_name: str, i
                 f"{state['step']} (planned {max_steps})"
             )
         max_steps = options.max_steps
-    return model_config, max_steps
+    return model_config, max_steps, saved
 
 
 def train_class_to_image(
@@ -181,7 +182,7 @@ def train_class_to_image(
     precision = resolve_precision(options.mixed_precision, "cpu")
     if resume:
         image_size = int(train.images.shape[-1])
-        model_config, max_steps = _resumed_config(out_dir, options, train.name, image_size)
+        model_config, max_steps, saved = _resumed_config(out_dir, options, train.name, image_size)
         unet_config = UNetConfig.from_dict(model_config["unet"])
         recipe = ImageRecipe.from_dict(model_config["recipe"])
         plan = {"max_steps": max_steps, "seconds_per_step": None, "resumed": True}
@@ -225,23 +226,41 @@ def train_class_to_image(
         }
         model_config["max_steps"] = max_steps
 
-    config = TrainerConfig(
-        out_dir=str(out_dir),
-        batch_size=options.batch_size,
-        max_steps=max_steps,
-        max_minutes=minutes,
-        lr=options.lr,
-        warmup_steps=min(options.warmup_steps, max(1, max_steps // 10)),
-        ema_decay=options.ema_decay,
-        mixed_precision=precision,
-        seed=options.seed,
-        log_every=options.log_every,
-        checkpoint_every=options.checkpoint_every,
-        eval_every=options.eval_every,
-        progress=options.progress,
-    )
+    changes: set[str] = set()
+    if resume:  # the saved run's settings; a longer schedule is the one stated override
+        known = {f.name for f in dataclasses.fields(TrainerConfig)}
+        kept = {k: v for k, v in saved.items() if k in known}
+        if int(kept["max_steps"]) != max_steps:
+            changes.add("max_steps")
+        config = TrainerConfig(
+            **{
+                **kept,
+                "out_dir": str(out_dir),
+                "max_steps": max_steps,
+                "max_minutes": minutes,
+                "progress": options.progress,
+                "betas": tuple(kept.get("betas", (0.9, 0.999))),
+            }
+        )
+        model_config["max_steps"] = max_steps
+    else:
+        config = TrainerConfig(
+            out_dir=str(out_dir),
+            batch_size=options.batch_size,
+            max_steps=max_steps,
+            max_minutes=minutes,
+            lr=options.lr,
+            warmup_steps=min(options.warmup_steps, max(1, max_steps // 10)),
+            ema_decay=options.ema_decay,
+            mixed_precision=precision,
+            seed=options.seed,
+            log_every=options.log_every,
+            checkpoint_every=options.checkpoint_every,
+            eval_every=options.eval_every,
+            progress=options.progress,
+        )
     trainer = Trainer(model, loss_fn, train, config, model_config=model_config, eval_fn=eval_fn)
-    result = trainer.fit(resume=resume)
+    result = trainer.fit(resume=resume, allow_changes=changes)
     rest = {k: v for k, v in model_config.items() if k not in ("unet", "schedule", "prediction")}
     rest.pop("kind", None)
     pipe = ClassToImagePipeline(trainer.ema_model, schedule, recipe.prediction, rest, precision)
