@@ -1,174 +1,248 @@
-"""Trainer speed on this machine: bf16 autocast against fp32, and the trainer's overhead.
+"""Trainer speed on this machine: float32 against bf16 autocast, and the trainer's overhead
+over a bare training loop, measured side by side. Writes ``benchmarks/out/training.json``.
 
-Two questions, measured side by side (A and B interleaved, medians, process CPU / wall):
+The model is the image room's small U-Net (``unet_preset("small")``, class-conditional,
+28x28 real MNIST digits, batch 64), trained with its diffusion loss. Four contestants,
+interleaved round by round (the order rotates every round):
 
-1. How much faster is a training step of a small conv net (a U-Net-like encoder-decoder on
-   28x28 images, GroupNorm + SiLU, ~0.6M parameters) under bf16 autocast than in fp32? This
-   is what ``mixed_precision="auto"`` relies on.
-2. How much does the trainer add (data loading, clipping, EMA, LR schedule, logging) over a
-   bare ``forward / backward / AdamW.step`` loop with the same model and batch size?
+- ``trainer_<precision>``: :meth:`Trainer.fit` (data loading and collation, AdamW, gradient
+  clipping, EMA, learning-rate schedule, RNG snapshot, the per-step reduction, logging);
+  each step is timed inside the trainer, split into data / forward-backward / update / rest;
+- ``bare_<precision>``: :func:`synesthesia.training.timing.training_step` on one fixed
+  batch: forward, backward, clipping, AdamW (the same step without the trainer).
 
-    .venv/bin/python benchmarks/bench_training.py [--steps 6] [--rounds 3] [--batch 32]
-                                                  [--threads N]
+Precision goes through :mod:`synesthesia.training.precision` only. bf16 rows run where bf16
+is native (or with ``--precisions fp32,bf16`` forced); on an AVX2-only CPU it is emulated.
+Every measurement records process CPU time / wall time: a ratio well below the thread count
+means the cores were shared, and the run should be repeated.
 
-A CPU/wall ratio well below the number of threads means the machine was shared while the
-numbers were taken; rerun then.
+    .venv/bin/python benchmarks/bench_training.py [--rounds 3] [--steps 6] [--warmup 2]
+        [--batch 64] [--threads N] [--precisions fp32,bf16] [--out benchmarks/out]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
 
-from synesthesia.training import Trainer, TrainerConfig, resolve_mixed_precision
+from synesthesia.data.images import load_image_splits
+from synesthesia.diffusion import NoiseSchedule
+from synesthesia.nets.unet import UNet, unet_preset
+from synesthesia.pipelines.image import ImageRecipe, image_loss_fn
+from synesthesia.training import Trainer, TrainerConfig
+from synesthesia.training.machine import CpuWallClock, machine_record
+from synesthesia.training.precision import native_bf16, precision_report, resolve_precision
+from synesthesia.training.timing import time_calls, training_step
 
-
-class Block(nn.Module):
-    """Residual block: GroupNorm, SiLU, 3x3 conv, twice."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.GroupNorm(8, cin),
-            nn.SiLU(),
-            nn.Conv2d(cin, cout, 3, padding=1),
-            nn.GroupNorm(8, cout),
-            nn.SiLU(),
-            nn.Conv2d(cout, cout, 3, padding=1),
-        )
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.skip(x) + self.body(x)
+PARTS = ("data", "forward_backward", "update", "rest")
 
 
-class SmallUNet(nn.Module):
-    """28 -> 14 -> 7 -> 14 -> 28 with skip connections (no time embedding: speed only)."""
+class TimedTrainer(Trainer):
+    """The trainer with each iteration timed and split into parts (wall seconds)."""
 
-    def __init__(self, ch: int = 32) -> None:
-        super().__init__()
-        self.inp = nn.Conv2d(1, ch, 3, padding=1)
-        self.d1, self.d2 = Block(ch, ch), Block(ch, 2 * ch)
-        self.mid = Block(2 * ch, 2 * ch)
-        self.u2, self.u1 = Block(4 * ch, ch), Block(2 * ch, ch)
-        self.out = nn.Conv2d(ch, 1, 3, padding=1)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.iterations: list[dict[str, float]] = []
+        self._parts: dict[str, float] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h1 = self.d1(self.inp(x))
-        h2 = self.d2(nn.functional.avg_pool2d(h1, 2))
-        m = self.mid(nn.functional.avg_pool2d(h2, 2))
-        u = self.u2(torch.cat([nn.functional.interpolate(m, scale_factor=2.0), h2], 1))
-        u = self.u1(torch.cat([nn.functional.interpolate(u, scale_factor=2.0), h1], 1))
-        return self.out(u)
+    def _timed(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self._parts[name] = self._parts.get(name, 0.0) + time.perf_counter() - start
+
+    def _batches(self):
+        inner = super()._batches()
+        while True:
+            yield self._timed("data", next, inner)
+
+    def _train_step(self, batch):
+        return self._timed("forward_backward", super()._train_step, batch)
+
+    def _commit_step(self) -> None:
+        self._timed("update", super()._commit_step)
+
+    def _iteration(self, batches, run):
+        self._parts = {}
+        wall, cpu = time.perf_counter(), time.process_time()
+        stopped = super()._iteration(batches, run)
+        total = time.perf_counter() - wall
+        parts = {name: self._parts.get(name, 0.0) for name in PARTS[:3]}
+        parts["rest"] = total - sum(parts.values())
+        self.iterations.append({"wall_s": total, "cpu_s": time.process_time() - cpu, **parts})
+        return stopped
 
 
-def denoise_loss(model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
-    """Predict the noise added to an image (the shape of a diffusion training step)."""
-    (x,) = batch
-    noise = torch.randn(x.shape, generator=generator, device=generator.device)
-    return ((model(x + noise) - noise).float() ** 2).mean()
-
-
-def time_trainer(precision: str, data, steps: int, batch: int) -> tuple[float, float]:
-    """Median wall and CPU seconds per trainer step (after 3 warm-up steps)."""
-    marks: list[tuple[float, float]] = []
-
-    def loss_fn(model, b, generator):
-        marks.append((time.perf_counter(), time.process_time()))
-        return denoise_loss(model, b, generator)
-
+def time_trainer(build, data, loss_fn, precision: str, args) -> dict:
+    """Median seconds per trainer step (after ``warmup`` steps; the last, saving, left out)."""
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as out, CpuWallClock() as clock:
         cfg = TrainerConfig(
             out_dir=out,
-            batch_size=batch,
-            max_steps=steps + 3,
+            batch_size=args.batch,
+            max_steps=args.warmup + args.steps + 1,
             mixed_precision=precision,
             progress=False,
             checkpoint_every=10_000,
-            log_every=10_000,
+            log_every=25,
         )
-        Trainer(SmallUNet(), loss_fn, data, cfg, {}).fit()
-    walls = [b[0] - a[0] for a, b in zip(marks[3:], marks[4:])]
-    cpus = [b[1] - a[1] for a, b in zip(marks[3:], marks[4:])]
-    return statistics.median(walls), statistics.median(cpus)
+        trainer = TimedTrainer(build(), loss_fn, data, cfg, {})
+        trainer.fit()
+    timed = trainer.iterations[args.warmup : args.warmup + args.steps]
+    result = {key: statistics.median(it[key] for it in timed) for key in timed[0]}
+    return {
+        **result,
+        "cpu_per_wall": clock.ratio,
+        "step_s": [it["wall_s"] for it in timed],
+        "step_cpu_s": [it["cpu_s"] for it in timed],
+    }
 
 
-def time_bare(precision: str, x: torch.Tensor, steps: int) -> tuple[float, float]:
-    """Median wall and CPU seconds per step of a bare forward/backward/AdamW loop."""
+def time_bare(build, batch, loss_fn, precision: str, args) -> dict:
+    """Median seconds per step of forward / backward / clipping / AdamW on one batch."""
     torch.manual_seed(0)
-    model = SmallUNet()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-4)
-    g = torch.Generator().manual_seed(0)
-    walls, cpus = [], []
-    for i in range(steps + 3):
-        w0, c0 = time.perf_counter(), time.process_time()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = denoise_loss(model, (x,), g)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i >= 3:
-            walls.append(time.perf_counter() - w0)
-            cpus.append(time.process_time() - c0)
-    return statistics.median(walls), statistics.median(cpus)
+    step = training_step(build(), loss_fn, batch, precision, grad_clip=1.0)
+    cpu_times: list[float] = []
+
+    def timed_step() -> None:
+        cpu = time.process_time()
+        step()
+        cpu_times.append(time.process_time() - cpu)
+
+    with CpuWallClock() as clock:
+        walls = time_calls(timed_step, args.steps, warmup=args.warmup)
+    return {
+        "wall_s": statistics.median(walls),
+        "cpu_s": statistics.median(cpu_times[args.warmup :]),
+        "cpu_per_wall": clock.ratio,
+        "step_s": walls,
+        "step_cpu_s": cpu_times[args.warmup :],
+    }
+
+
+def summarise(rounds: list[dict], batch: int) -> dict:
+    """Medians over rounds of each contestant's median step, and the fastest step of all
+    (contention only ever adds time, so on shared cores the minimum is the steadier figure)."""
+    keys = [k for k in rounds[0] if not k.startswith("step_")]
+    out = {k: statistics.median(r[k] for r in rounds) for k in keys}
+    out["items_per_s"] = batch / out["wall_s"]
+    out["min_wall_s"] = min(t for r in rounds for t in r["step_s"])
+    out["min_cpu_s"] = min(t for r in rounds for t in r["step_cpu_s"])
+    out["rounds"] = rounds
+    return out
+
+
+def ratios(a: dict, b: dict) -> dict[str, float]:
+    """``a`` over ``b`` by median wall, median CPU and fastest-step time."""
+    return {
+        "wall": a["wall_s"] / b["wall_s"],
+        "cpu": a["cpu_s"] / b["cpu_s"],
+        "min_wall": a["min_wall_s"] / b["min_wall_s"],
+        "min_cpu": a["min_cpu_s"] / b["min_cpu_s"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before them")
+    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--precisions",
+        default=None,
+        help="comma-separated fp32,bf16 (default: fp32, and bf16 where it is native)",
+    )
+    parser.add_argument("--out", default=str(Path(__file__).parent / "out"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    default = "fp32,bf16" if native_bf16("cpu") else "fp32"
+    precisions = [resolve_precision(p, "cpu") for p in (args.precisions or default).split(",")]
+    tags = {"no": "fp32", "bf16": "bf16"}  # resolved precision -> the name in the JSON
 
-    g = torch.Generator().manual_seed(0)
-    images = torch.rand(args.batch * 4, 1, 28, 28, generator=g) * 2 - 1
-    data = torch.utils.data.TensorDataset(images)
-    n_params = sum(p.numel() for p in SmallUNet().parameters())
-    print(f"threads={torch.get_num_threads()} params={n_params:,} batch={args.batch}")
-    print(f"mixed_precision='auto' resolves to {resolve_mixed_precision('auto', 'cpu')!r} here")
+    train, _ = load_image_splits("mnist5k")
+    batch = (train.images[: args.batch], train.labels[: args.batch])
+    loss_fn = image_loss_fn(ImageRecipe(), NoiseSchedule("cosine", 1000), null_class=10)
 
-    results: dict[str, list[tuple[float, float]]] = {}
-    for r in range(args.rounds):
-        for name, fn in (
-            ("trainer fp32", lambda: time_trainer("no", data, args.steps, args.batch)),
-            ("trainer bf16", lambda: time_trainer("bf16", data, args.steps, args.batch)),
-            ("bare fp32", lambda: time_bare("no", images[: args.batch], args.steps)),
-            ("bare bf16", lambda: time_bare("bf16", images[: args.batch], args.steps)),
-        ):
-            results.setdefault(name, []).append(fn())
-        print(f"round {r + 1}/{args.rounds} done")
+    def build() -> UNet:
+        return UNet(unet_preset("small"))
+
+    contestants = [(kind, p) for p in precisions for kind in ("trainer", "bare")]
+    runs: dict[str, list[dict]] = {f"{k}_{tags[p]}": [] for k, p in contestants}
+    with CpuWallClock() as whole:
+        for r in range(args.rounds):
+            shift = r % len(contestants)
+            for kind, precision in contestants[shift:] + contestants[:shift]:
+                if kind == "trainer":
+                    numbers = time_trainer(build, train, loss_fn, precision, args)
+                else:
+                    numbers = time_bare(build, batch, loss_fn, precision, args)
+                runs[f"{kind}_{tags[precision]}"].append(numbers)
+                print(
+                    f"round {r + 1}/{args.rounds} {kind:<7} {tags[precision]:<4} "
+                    f"{numbers['wall_s'] * 1e3:7.1f} ms/step  cpu/wall "
+                    f"{numbers['cpu_per_wall']:.2f}",
+                    flush=True,
+                )
+
+    result: dict[str, Any] = {
+        "command": " ".join(["benchmarks/bench_training.py", *sys.argv[1:]]),
+        "model": {
+            "name": "UNet small preset (class-conditional, 28x28)",
+            "parameters": sum(p.numel() for p in build().parameters()),
+            "data": train.name,
+            "batch_size": args.batch,
+        },
+        "settings": {"rounds": args.rounds, "steps": args.steps, "warmup": args.warmup},
+        "precision_auto": precision_report("cpu"),
+        "runs": {name: summarise(rounds, args.batch) for name, rounds in runs.items()},
+    }
+    med = result["runs"]
+    result["trainer_over_bare"] = {
+        tags[p]: ratios(med[f"trainer_{tags[p]}"], med[f"bare_{tags[p]}"]) for p in precisions
+    }
+    if {"no", "bf16"} <= set(precisions):
+        result["bf16_speedup"] = {
+            kind: ratios(med[f"{kind}_fp32"], med[f"{kind}_bf16"]) for kind in ("trainer", "bare")
+        }
+    result["machine"] = machine_record(
+        precision=",".join(precisions),
+        cpu_s=whole.cpu_s,
+        wall_s=whole.wall_s,
+        cpu_wall=whole.ratio,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "training.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
 
     print(f"\n{'run':<14}{'ms/step':>9}{'cpu ms':>9}{'items/s':>9}{'cpu/wall':>10}")
-    med: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    for name, values in results.items():
-        wall = statistics.median(v[0] for v in values)
-        cpu[name] = statistics.median(v[1] for v in values)
-        ratio = statistics.median(v[1] / v[0] for v in values)
-        med[name] = wall
+    for name, row in med.items():
         print(
-            f"{name:<14}{wall * 1e3:>9.1f}{cpu[name] * 1e3:>9.1f}{args.batch / wall:>9.0f}"
-            f"{ratio:>10.2f}"
+            f"{name:<14}{row['wall_s'] * 1e3:>9.1f}{row['cpu_s'] * 1e3:>9.1f}"
+            f"{row['items_per_s']:>9.0f}{row['cpu_per_wall']:>10.2f}"
         )
-    # With one thread, process CPU time per step is the work done, whatever the contention.
-    for label, d in (("wall", med), ("cpu", cpu)):
-        print(
-            f"\n[{label}] bf16 speed-up: trainer {d['trainer fp32'] / d['trainer bf16']:.2f}x, "
-            f"bare loop {d['bare fp32'] / d['bare bf16']:.2f}x"
-        )
-        print(
-            f"[{label}] trainer / bare loop: fp32 {d['trainer fp32'] / d['bare fp32']:.3f}x, "
-            f"bf16 {d['trainer bf16'] / d['bare bf16']:.3f}x"
-        )
+    for label, table in (
+        ("trainer / bare", result["trainer_over_bare"]),
+        ("bf16 speed-up", result.get("bf16_speedup", {})),
+    ):
+        for key, r in table.items():
+            text = ", ".join(f"{name} {value:.3f}x" for name, value in r.items())
+            print(f"{label} ({key}): {text}")
+    threads = torch.get_num_threads()
+    print(f"wrote {path} (whole run: cpu/wall {whole.ratio:.2f} on {threads} threads)")
 
 
 if __name__ == "__main__":
