@@ -43,7 +43,7 @@ from synesthesia.training.machine import CpuWallClock, machine_record
 from synesthesia.training.precision import native_bf16, precision_report, resolve_precision
 from synesthesia.training.timing import time_calls, training_step
 
-PARTS = ("data", "forward_backward", "update", "rest")
+PARTS = ("data", "forward_backward", "update", "rest")  # "ema" is part of "update"
 
 
 class TimedTrainer(Trainer):
@@ -72,13 +72,19 @@ class TimedTrainer(Trainer):
     def _commit_step(self) -> None:
         self._timed("update", super()._commit_step)
 
+    def _update_ema(self) -> None:
+        self._timed("ema", super()._update_ema)
+
     def _iteration(self, batches, run):
         self._parts = {}
         wall, cpu = time.perf_counter(), time.process_time()
         stopped = super()._iteration(batches, run)
         total = time.perf_counter() - wall
         parts = {name: self._parts.get(name, 0.0) for name in PARTS[:3]}
-        parts["rest"] = total - sum(parts.values())
+        parts["rest"] = total - sum(parts.values())  # RNG snapshot, log window, bookkeeping
+        parts["ema"] = self._parts.get("ema", 0.0)
+        # what the trainer does that the bare loop does not: data, EMA, the rest
+        parts["trainer_only"] = parts["data"] + parts["ema"] + parts["rest"]
         self.iterations.append({"wall_s": total, "cpu_s": time.process_time() - cpu, **parts})
         return stopped
 
@@ -213,6 +219,12 @@ def main() -> None:
     result["trainer_over_bare"] = {
         tags[p]: ratios(med[f"trainer_{tags[p]}"], med[f"bare_{tags[p]}"]) for p in precisions
     }
+    # The trainer's own work (timed inside it, so contention inflates it no more than the
+    # step itself) as a fraction of the bare loop's step.
+    result["trainer_only_fraction"] = {
+        tags[p]: med[f"trainer_{tags[p]}"]["trainer_only"] / med[f"bare_{tags[p]}"]["wall_s"]
+        for p in precisions
+    }
     if {"no", "bf16"} <= set(precisions):
         result["bf16_speedup"] = {
             kind: ratios(med[f"{kind}_fp32"], med[f"{kind}_bf16"]) for kind in ("trainer", "bare")
@@ -241,6 +253,8 @@ def main() -> None:
         for key, r in table.items():
             text = ", ".join(f"{name} {value:.3f}x" for name, value in r.items())
             print(f"{label} ({key}): {text}")
+    for key, fraction in result["trainer_only_fraction"].items():
+        print(f"trainer's own work ({key}): {100 * fraction:.2f} % of a bare step")
     threads = torch.get_num_threads()
     print(f"wrote {path} (whole run: cpu/wall {whole.ratio:.2f} on {threads} threads)")
 
