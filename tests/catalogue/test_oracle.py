@@ -48,7 +48,11 @@ CASES = [
     Case("steps-too-many", ["oracle", "--steps", "1001", *OUT], "--steps: at most 1000"),
     Case("steps-text", ["oracle", "--steps", "ten", *OUT], "--steps: expected an integer"),
     # values that make no sense
-    Case("guidance-nan", ["oracle", "--guidance", "nan", *OUT], "--guidance: expected a guidance scale"),
+    Case(
+        "guidance-nan",
+        ["oracle", "--guidance", "nan", *OUT],
+        "--guidance: expected a guidance scale",
+    ),
     Case("guidance-negative", ["oracle", "--guidance", "-3", *OUT], "--guidance"),
     Case("guidance-inf", ["oracle", "--guidance", "1", "inf", *OUT], "--guidance"),
     Case("guidance-text", ["oracle", "--guidance", "strong", *OUT], "--guidance"),
@@ -66,26 +70,28 @@ CASES = [
         ["oracle", "--out", "{tmp}/adir.png"],
         "adir.png: is a folder",
         prepare=_folder("adir.png"),
-    ),  # fmt: skip
+    ),
     Case(
         "out-under-a-file",
         ["oracle", "--out", "{tmp}/t.sh/s.png"],
         "is a file, not a folder",
         prepare=_touch("t.sh"),
-    ),  # fmt: skip
+    ),
     Case("out-in-proc", ["oracle", "--out", "/proc/x.png"], "--out: /proc/x.png: cannot write"),
     Case("out-wrong-extension", ["oracle", "--out", "{tmp}/fig.jpg"], "must end in .png"),
     Case("out-no-extension", ["oracle", "--out", "{tmp}/fig"], "must end in .png"),
     Case("out-trailing-slash", ["oracle", "--out", "{tmp}/figs/"], "expected a file name"),
 ]
 
-READ_ONLY = Case("out-read-only-folder", ["oracle", "--out", "{tmp}/ro/s.png"], "cannot write",
-                 prepare=_folder("ro", 0o555))  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    "case", CASES, ids=lambda c: c.id if isinstance(c, Case) else c.values[0].id
+READ_ONLY = Case(
+    "out-read-only-folder",
+    ["oracle", "--out", "{tmp}/ro/s.png"],
+    "cannot write",
+    prepare=_folder("ro", 0o555),
 )
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_oracle_bad_input(case, check_case):
     check_case(case)
 

@@ -39,15 +39,6 @@ def test_bad_input_and_config():
     assert ClassifierConfig.from_dict(cfg.to_dict()) == cfg
 
 
-@pytest.fixture
-def one_thread():
-    """Small ops on a shared 2-core machine: one thread avoids spinning against other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_it_learns_real_digits_as_well_as_a_linear_classifier(one_thread):
     """100 Adam steps on 1,200 of scikit-learn's 8 x 8 digits: held-out accuracy at least that
     of logistic regression on the same pixels (an independent classifier), from chance."""

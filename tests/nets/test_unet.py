@@ -12,6 +12,11 @@ from synesthesia.nets.layers import Attention, ResBlock, timestep_embedding
 from synesthesia.nets.unet import UNet, UNetConfig, unet_preset
 
 
+@pytest.fixture(autouse=True)
+def _small_ops_on_one_thread(one_thread):
+    """Every test here runs a tiny U-Net (see conftest.py)."""
+
+
 def _tiny(**kw) -> UNet:
     torch.manual_seed(0)
     return UNet(unet_preset("tiny", **kw))
