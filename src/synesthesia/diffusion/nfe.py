@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from synesthesia.diffusion.objectives import Denoiser
+from synesthesia.diffusion.samplers import sample
 from synesthesia.diffusion.schedules import NoiseSchedule
 from synesthesia.errors import InputError
 
@@ -59,8 +60,6 @@ def count_nfe(
     The sampler runs on a one-number stand-in denoiser (it predicts x0 = 0); the number of
     calls depends on the grid only, so it is the count for any denoiser.
     """
-    from synesthesia.diffusion.samplers import sample  # samplers may use this module
-
     counter = CountingDenoiser(_zero_x0)
     sample(counter, (1, 1), schedule, method=method, steps=steps, prediction="x0",
            spacing=spacing, karras=karras, rho=rho, x_T=torch.zeros(1, 1, dtype=torch.float64),
