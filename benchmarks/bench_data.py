@@ -16,6 +16,9 @@ thread count means the machine was shared):
    joint-embedding models should beat, not a target.
 5. The caption attribute words over the built-in digits.
 
+Writes ``benchmarks/out/data.json`` with the machine record (CPU model, torch CPU capability,
+native bf16, threads) and the CPU / wall time of each step and of the whole run.
+
 Run: ``.venv/bin/python benchmarks/bench_data.py --fsdd ../shared/datasets/fsdd``
 """
 
@@ -23,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -33,21 +36,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synesthesia.training.machine import CpuWallClock, machine_record
 
-class Timer:
-    def __enter__(self) -> Timer:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = time.process_time() - self.cpu
+class Timer(CpuWallClock):
+    """Process CPU time and wall time of a block, as a JSON row."""
 
     def row(self) -> dict[str, float]:
         return {
-            "wall_s": round(self.wall, 2),
-            "cpu_s": round(self.cpu, 2),
-            "cpu_per_wall": round(self.cpu / max(self.wall, 1e-9), 2),
+            "wall_s": round(self.wall_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "cpu_per_wall": round(self.ratio, 2),
         }
 
 
@@ -70,17 +69,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-speech", type=int, default=2000)
     parser.add_argument("--fsdd", type=Path, default=Path("../shared/datasets/fsdd"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/data.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/data.json"))
     parser.add_argument("--repeats", type=int, default=3, help="log-mel timing repeats")
     args = parser.parse_args()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    with CpuWallClock() as whole:
+        results = measure(args)
+    record = {
+        "command": " ".join(["python", *sys.argv]),
+        "started": started,
+        "machine": machine_record(
+            precision="no", cpu_s=whole.cpu_s, wall_s=whole.wall_s, cpu_wall=whole.ratio
+        ),
+        **results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print("wrote", args.out)
 
+
+def measure(args: argparse.Namespace) -> dict:
+    """Every measurement of the module docstring, as a JSON-ready dict."""
     from synesthesia.data.audio import LogMelConfig, fix_length, log_mel
     from synesthesia.data.captions import measure_attributes
     from synesthesia.data.fsdd import load_fsdd
     from synesthesia.data.images import load_mnist5k
     from synesthesia.data.speech import synthesize_digits, voice_split
 
-    results: dict = {"threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    results: dict = {}
     cache = Path(tempfile.mkdtemp(prefix="bench-data-"))
 
     # 1. synthesis
@@ -158,7 +174,7 @@ def main() -> None:
         for name, fn in (("ours", ours), ("librosa", theirs)):
             with Timer() as t:
                 out = fn()
-            rows[name].append((t.wall, t.cpu, out))
+            rows[name].append((t.wall_s, t.cpu_s, out))
     diff = max(
         float(np.abs(o.numpy() - r).max())
         for o, r in zip(rows["ours"][0][2], rows["librosa"][0][2])
@@ -210,10 +226,7 @@ def main() -> None:
         **{k: dict(Counter(attrs[k])) for k in ("thickness_word", "slant_word", "size_word")},
     }
     print("attributes", results["attributes"])
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
-    print("wrote", args.out)
+    return results
 
 
 if __name__ == "__main__":

@@ -63,18 +63,6 @@ def vector():
     unregister_modality("vector")
 
 
-def _bars(n: int, generator: torch.Generator):
-    labels = torch.arange(n) % 2
-    images = -torch.ones(n, 1, 28, 28)
-    pos = torch.randint(4, 24, (n,), generator=generator)
-    for i in range(n):
-        if labels[i] == 0:
-            images[i, 0, pos[i] - 1 : pos[i] + 2, 4:24] = 1.0
-        else:
-            images[i, 0, 4:24, pos[i] - 1 : pos[i] + 2] = 1.0
-    return images, labels
-
-
 CODES = torch.randn(2, 8, generator=torch.Generator().manual_seed(42))  # one code per class
 
 
@@ -116,9 +104,9 @@ def test_one_entry_gives_a_model_that_saves_and_loads(vector, tmp_path):
     torch.testing.assert_close(loaded.embed("vector", x), model.embed("vector", x))
 
 
-def test_the_objective_uses_the_entry_and_the_pair_trains(vector):
+def test_the_objective_uses_the_entry_and_the_pair_trains(vector, bars):
     g = torch.Generator().manual_seed(0)
-    images, labels = _bars(64, g)
+    images, labels = bars(64, g)
     vectors, vector_labels = _vectors(40, g)
     data = ClipData(labels, {"image": images, "vector": LabelPool(vectors, vector_labels)})
     torch.manual_seed(0)
@@ -142,7 +130,7 @@ def test_the_objective_uses_the_entry_and_the_pair_trains(vector):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    test_images, test_labels = _bars(20, torch.Generator().manual_seed(9))
+    test_images, test_labels = bars(20, torch.Generator().manual_seed(9))
     test_vectors, test_vlabels = _vectors(20, torch.Generator().manual_seed(10))
     metrics = retrieval_metrics(
         model.embed("vector", test_vectors) @ model.embed_images(test_images).t(),

@@ -55,8 +55,8 @@ def test_spec_augment_masks_with_the_clip_mean():
     assert changed.any()
 
 
-def test_positive_masks():
-    data, _ = _tiny_world()
+def test_positive_masks(bars):
+    data, _ = _tiny_world(bars)
     objective = ContrastiveObjective(data, ("image", "text", "speech"))
     labels = torch.tensor([7, 7, 3])
     inputs = {"text": ["a seven", "a thick seven", "a seven"], "speech": None}
@@ -66,22 +66,9 @@ def test_positive_masks():
     assert speech.tolist() == [[True, True, False], [True, True, False], [False, False, True]]
 
 
-def _bars(n: int, generator: torch.Generator):
-    """Images of a horizontal (label 0) or vertical (label 1) bar at a random place."""
-    labels = torch.arange(n) % 2
-    images = -torch.ones(n, 1, 28, 28)
-    pos = torch.randint(4, 24, (n,), generator=generator)
-    for i in range(n):
-        if labels[i] == 0:
-            images[i, 0, pos[i] - 1 : pos[i] + 2, 4:24] = 1.0
-        else:
-            images[i, 0, 4:24, pos[i] - 1 : pos[i] + 2] = 1.0
-    return images, labels
-
-
-def _tiny_world():
+def _tiny_world(bars):
     g = torch.Generator().manual_seed(0)
-    images, labels = _bars(64, g)
+    images, labels = bars(64, g)
     words = ["zero", "one"]
     captions = [[f"a {words[c]}", f"the number {c}"] for c in labels.tolist()]
     speech = torch.randn(20, 40, 12, generator=g)
@@ -104,8 +91,8 @@ def _tiny_world():
     return data, model
 
 
-def test_objective_equals_the_loss_of_its_drawn_inputs():
-    data, model = _tiny_world()
+def test_objective_equals_the_loss_of_its_drawn_inputs(bars):
+    data, model = _tiny_world(bars)
     objective = ContrastiveObjective(data, ("image", "text", "speech"))
     batch = torch.utils.data.default_collate([data[i] for i in range(16)])
     loss, logs = objective(model, batch, torch.Generator().manual_seed(5))
@@ -124,8 +111,8 @@ def test_objective_equals_the_loss_of_its_drawn_inputs():
     assert logs["scale_text"] == pytest.approx(1 / 0.07, rel=1e-5)
 
 
-def test_training_aligns_images_text_and_speech():
-    data, model = _tiny_world()
+def test_training_aligns_images_text_and_speech(bars):
+    data, model = _tiny_world(bars)
     objective = ContrastiveObjective(data, ("image", "text", "speech"))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
@@ -140,7 +127,7 @@ def test_training_aligns_images_text_and_speech():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     model.eval()
-    test_images, test_labels = _bars(40, torch.Generator().manual_seed(99))
+    test_images, test_labels = bars(40, torch.Generator().manual_seed(99))
     clf = ZeroShotClassifier.from_prompts(model, ["zero", "one"], templates=["a {}"])
     assert clf.accuracy(model.embed_images(test_images), test_labels) >= 0.95
     # speech and text never met in training: they meet through the images
