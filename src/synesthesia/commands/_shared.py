@@ -30,7 +30,7 @@ def _number(text: str, kind: type, ok, what: str) -> float:
         value = kind(text)
     except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"expected {word}, got {short(text, 40)}") from None
-    if not (math.isfinite(value) and ok(value)):
+    if not ((kind is int or math.isfinite(value)) and ok(value)):
         raise argparse.ArgumentTypeError(f"expected {what}, got {short(text, 40)}")
     return value
 
