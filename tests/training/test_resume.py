@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from synesthesia.errors import InputError
@@ -358,3 +360,63 @@ def test_ctrl_c_on_the_last_step_finishes_the_run(tmp_path, reference):
     ).fit()
     assert (result.stopped, result.step) == ("max_steps", 13) and evals == [6, 12, 13]
     assert read_log(tmp_path / "metrics.csv") == reference["log"]
+
+
+def _paths(value, prefix=(), depth=3):
+    """Key paths into a JSON value, down to ``depth`` (long lists are entered only at 0)."""
+    yield prefix
+    if depth == 0:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*prefix, key), depth - 1)
+    elif isinstance(value, list) and len(value) <= 5:
+        for i, item in enumerate(value):
+            yield from _paths(item, (*prefix, i), depth - 1)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("saved")
+    result = Trainer(make_model(), interrupted_at(6), dataset(), config(out), {}).fit()
+    assert result.interrupted
+    return out
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_damage_to_the_trainer_state_resumes_or_is_one_input_error(tmp_path, saved_run, data):
+    import shutil
+    import tempfile
+
+    run = Path(tempfile.mkdtemp(dir=tmp_path)) / "run"
+    shutil.copytree(saved_run, run)
+    path = run / "checkpoint" / "train" / "trainer_state.json"
+    state = json.loads(path.read_text())
+    where = data.draw(st.sampled_from([p for p in _paths(state) if p]))
+    parent = state
+    for key in where[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        del parent[where[-1]]
+    else:
+        parent[where[-1]] = data.draw(_JSON)
+    path.write_text(json.dumps(state))
+    trainer = Trainer(make_model(), noisy_mse, dataset(), config(run), {})
+    try:
+        result = trainer.fit(resume=True)
+    except InputError as exc:
+        assert str(path) in str(exc)
+    else:
+        assert result.step == 13
+    finally:
+        shutil.rmtree(run.parent)

@@ -92,7 +92,7 @@ def read_run_state(out_dir: str | Path) -> dict:
     folder = Path(out_dir) / "checkpoint"
     recover_folder(folder)
     path = Path(out_dir) / STATE_PATH
-    if not path.is_file():
+    if not path.exists():
         raise MissingInputError(f"{folder}: no checkpoint to resume; train without --resume first")
     state = read_json(path, what="trainer state")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
