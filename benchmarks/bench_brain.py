@@ -1,22 +1,28 @@
 """Benchmark of synesthesia.brain: accuracy of the closed forms and the quadrature, fitting
 speed, and parameter recovery side by side with the PyPI package bcitoolbox (bench extra).
 
-    .venv/bin/python benchmarks/bench_brain.py [--subjects 20] [--bci-nsim 10000] [--quick]
+    .venv/bin/python benchmarks/bench_brain.py --stage closed|quadrature|timings|recovery|all
+        [--subjects 20] [--bci-nsim 10000] [--mc 100000] [--out benchmarks/out]
 
-Every timing records process CPU time and wall time; a CPU/wall ratio well below the number of
-threads in use (here 1: fits run single-threaded) means the shared cores were contended.
+Each stage writes benchmarks/out/brain_<stage>.json with the machine record (CPU model, torch
+CPU capability, native bf16, threads, precision) and the stage's process CPU time / wall time;
+RESULTS-brain.md cites these files. A CPU/wall ratio well below the number of threads in use
+(fits run single-threaded) means the shared cores were contended.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import integrate
+from scipy import integrate, stats
 from scipy.stats import norm
 
 from synesthesia.brain import (
@@ -28,6 +34,7 @@ from synesthesia.brain import (
     simulate_trials,
 )
 from synesthesia.brain.paradigms import full_design
+from synesthesia.training.machine import CpuWallClock, machine_record
 
 PARAMS = ("sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common")
 BCI_NAMES = {
@@ -90,13 +97,14 @@ def quadrature_vs_mc(n: int, seed: int = 0) -> dict:
     for strategy in ("averaging", "selection", "matching"):
         m = koerding_observer()
         t = time.process_time()
-        p = m.response_probabilities(cond, lv, strategy, unity=True, nodes_per_sigma=6)
+        p = m.response_probabilities(cond, lv, strategy, unity=True)
         t_quad = time.process_time() - t
-        ref = m.response_probabilities(cond, lv, strategy, unity=True, nodes_per_sigma=12)
+        ref = m.response_probabilities(cond, lv, strategy, unity=True, nodes_per_sigma=12, tol=None)
         conv = {
             nps: float(
                 np.abs(
-                    m.response_probabilities(cond, lv, strategy, nodes_per_sigma=nps) - ref.sum(-1)
+                    m.response_probabilities(cond, lv, strategy, nodes_per_sigma=nps, tol=None)
+                    - ref.sum(-1)
                 ).max()
             )
             for nps in (2, 3, 4, 6)
@@ -115,7 +123,8 @@ def quadrature_vs_mc(n: int, seed: int = 0) -> dict:
             "max_abs_z": float(z.max()),
             "frac_within_2se": float(np.mean(z < 2)),
             "max_abs_diff_mc": float(np.abs(mc - ref).max()),
-            "quadrature_cpu_s_nps6": t_quad,
+            "default_max_abs_err_vs_nps12": float(np.abs(p - ref).max()),
+            "default_quadrature_cpu_s": t_quad,
             "max_abs_err_vs_nps12_localisation": conv,
         }
     return out
@@ -168,8 +177,23 @@ def recovery(n_subjects: int, bci_nsim: int, n_starts: int, run_bci: bool) -> di
             "cpu_over_wall": float(tt[:, 0].sum() / tt[:, 1].sum()),
         }
 
-    out = {"ours": summary(ours, t_ours), "estimates": {"ours": ours}}
+    out = {
+        "design": "Koerding 2007 parameters, 5 x 5 positions, 40 trials per condition, joint "
+        "visual + auditory buttons, averaging; seeds 1000 + subject",
+        "subjects": n_subjects,
+        "ours_settings": {"n_starts": n_starts},
+        "ours": summary(ours, t_ours),
+        "estimates": {"ours": ours},
+    }
     if run_bci:
+        from importlib.metadata import version
+
+        out["bcitoolbox_settings"] = {
+            "version": version("bcitoolbox"),
+            "n_sim": bci_nsim,
+            "optimizer": "powell",
+            "n_start": 1,
+        }
         out["bcitoolbox"] = summary(theirs, t_bci)
         out["estimates"]["bcitoolbox"] = theirs
         out["speedup_median_cpu"] = out["bcitoolbox"]["median_cpu_s"] / out["ours"]["median_cpu_s"]
@@ -179,17 +203,51 @@ def recovery(n_subjects: int, bci_nsim: int, n_starts: int, run_bci: bool) -> di
 
 def paired_errors(ours: np.ndarray, theirs: np.ndarray) -> dict:
     """Per parameter, the subject-wise difference of squared errors (ours - bcitoolbox): its mean,
-    standard error and t statistic. Both fit the same data sets, so pairing removes the
-    between-subject spread that dominates an RMSE from 20-50 subjects; a negative mean favours
-    ours, |t| < 2 means no detectable difference."""
+    standard error, the paired t statistic with its two-sided p-value (scipy.stats.ttest_rel on
+    the squared errors), and the Wilcoxon signed-rank p-value (no normality assumed). Both fit the
+    same data sets, so pairing removes the between-subject spread; a negative mean favours ours."""
     tv = np.array([KOERDING_2007[k] for k in PARAMS])
-    d = (ours - tv) ** 2 - (theirs - tv) ** 2
+    e_ours, e_theirs = (ours - tv) ** 2, (theirs - tv) ** 2
+    d = e_ours - e_theirs
     n = len(d)
-    mean, se = d.mean(0), d.std(0, ddof=1) / np.sqrt(n)
-    return {
-        k: {"mean_sq_err_diff": float(m), "se": float(e), "t": float(m / e) if e > 0 else 0.0}
-        for k, m, e in zip(PARAMS, mean, se)
-    }
+    out = {}
+    for j, k in enumerate(PARAMS):
+        t = stats.ttest_rel(e_ours[:, j], e_theirs[:, j])
+        w = stats.wilcoxon(e_ours[:, j], e_theirs[:, j])
+        out[k] = {
+            "mean_sq_err_diff": float(d[:, j].mean()),
+            "se": float(d[:, j].std(ddof=1) / np.sqrt(n)),
+            "t": float(t.statistic),
+            "p_t": float(t.pvalue),
+            "p_wilcoxon": float(w.pvalue),
+            "ours_better_subjects": int((d[:, j] < 0).sum()),
+        }
+    return out
+
+
+def criterion_accuracy(n: int, seed: int = 7) -> dict:
+    """Unity reports near the largest posterior: default quadrature (refined to its tolerance),
+    a fixed grid of 4 nodes per sigma, and Monte Carlo (n measurements per stimulus)."""
+    m = koerding_observer(p_common=0.7)
+    stim = np.array([[0.0, 0.0], [5.0, -5.0], [10.0, 10.0]])
+    post = m.simulate(stim, n, "averaging", torch.Generator().manual_seed(seed))["posterior_common"]
+    out = {"stimuli": stim.tolist(), "p_common": 0.7, "mc_n": n, "criteria": {}}
+    for c in (0.3, 0.6, 0.7, 0.8, 0.82):
+        mc = (post > c).mean(1)
+        default = m.unity_probability(stim, "averaging", criterion=c)
+        fixed4 = m.unity_probability(stim, "averaging", criterion=c, tol=None)
+        sel = m.unity_probability(stim, "selection", criterion=c)
+        out["criteria"][str(c)] = {
+            "monte_carlo": mc.tolist(),
+            "mc_se": np.sqrt(mc * (1 - mc) / n).tolist(),
+            "averaging_default": np.asarray(default).tolist(),
+            "averaging_fixed_nps4": np.asarray(fixed4).tolist(),
+            "selection_default": np.asarray(sel).tolist(),
+            "max_abs_err_default": float(np.abs(default - mc).max()),
+            "max_abs_err_fixed_nps4": float(np.abs(fixed4 - mc).max()),
+            "max_abs_err_selection": float(np.abs(sel - mc).max()),
+        }
+    return out
 
 
 def fit_timings(repeats: int = 3) -> dict:
@@ -215,41 +273,66 @@ def fit_timings(repeats: int = 3) -> dict:
             cpu.append(time.process_time() - t)
             wall.append(time.perf_counter() - w)
         key = f"{strategy}{'+unity' if unity else ''}, {starts} start(s)"
-        out[key] = {"median_cpu_s": float(np.median(cpu)), "median_wall_s": float(np.median(wall))}
+        out[key] = {
+            "median_cpu_s": float(np.median(cpu)),
+            "median_wall_s": float(np.median(wall)),
+            "cpu_over_wall": float(sum(cpu) / sum(wall)),
+        }
         print(key, out[key], flush=True)
     return out
 
 
+def _write(out_dir: Path, stage: str, result: dict, clock: CpuWallClock, argv: list) -> None:
+    record = {
+        "stage": stage,
+        "command": "benchmarks/bench_brain.py " + " ".join(argv),
+        "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu_s": clock.cpu_s,
+        "wall_s": clock.wall_s,
+        "machine": machine_record(precision="fp64", cpu_wall=clock.ratio),
+        **result,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"brain_{stage}.json"
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {path} (CPU/wall {clock.ratio:.2f})", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument(
+        "--stage", choices=("closed", "quadrature", "timings", "recovery", "all"), default="all"
+    )
     ap.add_argument("--subjects", type=int, default=20)
     ap.add_argument("--bci-nsim", type=int, default=10000)
     ap.add_argument("--starts", type=int, default=3)
     ap.add_argument("--mc", type=int, default=100_000)
     ap.add_argument("--no-bci", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="3 subjects, 20k MC")
-    ap.add_argument("--json", help="also write the results here")
-    ap.add_argument("--timings", action="store_true", help="only time fits per strategy")
-    ap.add_argument("--recovery-only", action="store_true", help="skip closed forms and MC")
+    ap.add_argument("--repeats", type=int, default=3, help="data sets per timing case")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = ap.parse_args()
-    if args.timings:
-        torch.set_num_threads(1)
-        print(json.dumps(fit_timings(), indent=1))
-        return
-    if args.quick:
-        args.subjects, args.mc = 3, 20_000
+    argv = sys.argv[1:]
     torch.set_num_threads(1)
-    res: dict = {}
-    if not args.recovery_only:
-        res["closed_forms_max_abs_err"] = closed_forms()
-        print(json.dumps(res, indent=1), flush=True)
-        res["quadrature_vs_mc"] = quadrature_vs_mc(args.mc)
-        print(json.dumps(res["quadrature_vs_mc"], indent=1), flush=True)
-    res["recovery"] = recovery(args.subjects, args.bci_nsim, args.starts, not args.no_bci)
-    print(json.dumps(res["recovery"], indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+    stages = (
+        ("closed", "quadrature", "timings", "recovery") if args.stage == "all" else (args.stage,)
+    )
+    for stage in stages:
+        with CpuWallClock() as clock:
+            if stage == "closed":
+                result = {"closed_forms_max_abs_err": closed_forms()}
+            elif stage == "quadrature":
+                result = {
+                    "quadrature_vs_mc": quadrature_vs_mc(args.mc),
+                    "criterion_accuracy": criterion_accuracy(4 * args.mc),
+                }
+            elif stage == "timings":
+                result = {"fit_timings": fit_timings(args.repeats)}
+            else:
+                result = {
+                    "recovery": recovery(args.subjects, args.bci_nsim, args.starts, not args.no_bci)
+                }
+        print(json.dumps(result, indent=1)[:3000], flush=True)
+        _write(args.out, stage, result, clock, argv)
 
 
 if __name__ == "__main__":

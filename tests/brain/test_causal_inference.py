@@ -55,10 +55,26 @@ def test_averaging_estimate_is_the_posterior_mean_under_the_mixture():
     l2 = _brute_separate(x, sig, sp, mp)
     expected = (pc * num1 + (1 - pc) * num2) / (pc * l1 + (1 - pc) * l2)
     assert m.estimate(x, "averaging")[0] == pytest.approx(expected, abs=1e-9)
-    # selection picks one of the two closed-form estimates
-    sel = m.estimate(x, "selection")
-    s1, s2 = m.estimate_common(x), m.estimate_separate(x)
-    assert sel[0] in (pytest.approx(float(s1)), pytest.approx(float(s2[0])))
+
+
+@pytest.mark.parametrize("x", [(3.0, -6.0), (1.0, 8.0), (0.0, 30.0)])
+@pytest.mark.parametrize("criterion", [0.2, 0.5, 0.8])
+def test_selection_picks_the_estimate_the_brute_force_posterior_decides(x, criterion):
+    x = np.array(x)
+    sig, sp, mp, pc = np.array([2.14, 9.2]), 12.3, 1.5, 0.28
+    m = CausalInference(*sig, sp, mp, pc)
+    l1, l2 = _brute_common(x, sig, sp, mp), _brute_separate(x, sig, sp, mp)
+    post = pc * l1 / (pc * l1 + (1 - pc) * l2)
+    # the independent estimates: posterior means by integration under each structure
+    lim = dict(epsabs=0, epsrel=1e-12, limit=400)
+    c1 = lambda s: s * np.prod(norm.pdf(x, s, sig)) * norm.pdf(s, mp, sp)  # noqa: E731
+    common = integrate.quad(c1, -200, 200, **lim)[0] / l1
+    sv = lambda s: s * norm.pdf(x[0], s, sig[0]) * norm.pdf(s, mp, sp)  # noqa: E731
+    zv = integrate.quad(lambda s: norm.pdf(x[0], s, sig[0]) * norm.pdf(s, mp, sp), -200, 200)[0]
+    separate = integrate.quad(sv, -200, 200, **lim)[0] / zv
+    expected = common if post > criterion else separate
+    assert abs(common - separate) > 0.05  # the two candidates differ: the test can tell
+    assert m.estimate(x, "selection", criterion=criterion)[0] == pytest.approx(expected, abs=1e-9)
 
 
 def test_bad_parameters_raise():

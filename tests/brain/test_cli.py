@@ -1,8 +1,11 @@
 """The ``synesthesia brain`` command writes figures and CSVs, fits, and reports errors."""
 
+import json
+
+import numpy as np
 import pytest
 
-from synesthesia.brain import read_trials
+from synesthesia.brain import FLASH_DEFAULTS, fit_causal_inference, read_trials
 from synesthesia.cli import main
 
 
@@ -15,29 +18,30 @@ def test_paradigm_writes_figure_and_csv(tmp_path, paradigm, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-def test_fit_flash_table(tmp_path, capsys):
-    csv = tmp_path / "flash.csv"
+def test_fit_prints_and_writes_the_library_fit_and_recovers_the_truth(tmp_path, capsys):
+    csv, out = tmp_path / "flash.csv", tmp_path / "fit.json"
     assert main(["brain", "flash", "--plot", str(tmp_path / "f.png"), "--csv", str(csv)]) == 0
-    assert len(read_trials(csv)) == 9 * 40
-    code = main(
-        [
-            "brain",
-            "fit",
-            str(csv),
-            "--strategy",
-            "averaging",
-            "--fixed",
-            "mu_p=1.5",
-            "--starts",
-            "1",
-            "--plot",
-            str(tmp_path / "fit.png"),
-        ]
-    )
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "sigma_v" in out and "std.err" in out and "AIC" in out
-    assert (tmp_path / "fit.png").exists()
+    trials = read_trials(csv)
+    assert len(trials) == 9 * 40
+    argv = ["brain", "fit", str(csv), "--fixed", "mu_p=1.5", "--starts", "1", "--json", str(out)]
+    code = main([*argv, "--plot", str(tmp_path / "fit.png")])
+    printed = capsys.readouterr().out
+    assert code == 0 and (tmp_path / "fit.png").stat().st_size > 1000
+    # the command's numbers are the library's: the same fit called directly
+    direct = fit_causal_inference(trials, "averaging", fixed={"mu_p": 1.5}, n_starts=1, seed=0)
+    (written,) = json.loads(out.read_text())
+    for name, value in direct.params.items():
+        assert written["params"][name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+    assert written["nll"] == pytest.approx(direct.nll, rel=1e-12)
+    rows = {line.split()[0]: line.split() for line in printed.splitlines() if line.strip()}
+    for name in direct.free:
+        assert float(rows[name][1]) == pytest.approx(direct.params[name], rel=6e-4), name
+        assert float(rows[name][2]) == pytest.approx(direct.se[name], rel=6e-3), name
+    # and the fit recovers the simulating observer (FLASH_DEFAULTS) within 4 standard errors
+    for name in ("sigma_v", "sigma_a", "p_common"):
+        err = abs(written["params"][name] - FLASH_DEFAULTS[name])
+        assert err < 4 * written["se"][name], (name, written["params"][name], written["se"][name])
+    assert np.isfinite(written["aic"]) and written["converged"]
 
 
 def test_fit_bad_table_is_one_line_error(tmp_path, capsys):

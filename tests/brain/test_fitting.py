@@ -105,3 +105,59 @@ def test_continuous_responses_fit_recovers_motor_noise():
     assert f.report.kind == "continuous"
     for k in ("sigma_v", "sigma_a", "sigma_motor", "p_common"):
         assert abs(f.params[k] - model.params()[k]) < 4 * f.se[k] + 1e-3, k
+
+
+def test_parameter_spec_defaults_overrides_and_conflicts(data):
+    from synesthesia.brain import ParameterSpec
+    from synesthesia.errors import InputError
+
+    spec = ParameterSpec.build(data)
+    assert spec.free == ("sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common")
+    assert spec.fixed == {"lapse": 0.0, "sigma_motor": 0.0}
+    spec = ParameterSpec.build(
+        data, free=["lapse"], fixed={"mu_p": 0.0}, tied={"sigma_a": "sigma_v"}
+    )
+    assert spec.free == ("sigma_v", "sigma_p", "p_common", "lapse")
+    # one transform: natural -> z -> natural is the identity, and tied values follow
+    z = spec.to_z({"sigma_v": 2.0, "sigma_p": 11.0, "p_common": 0.3, "lapse": 0.05})
+    params = {k: float(v) for k, v in spec.params_at(z).items()}
+    assert params["sigma_a"] == params["sigma_v"] == pytest.approx(2.0, rel=1e-14)
+    assert params["p_common"] == pytest.approx(0.3, rel=1e-14) and params["mu_p"] == 0.0
+    for kwargs, match in [
+        ({"free": ["lapse"], "fixed": {"lapse": 0.1}}, "lapse: given as both fixed and free"),
+        ({"tied": {"sigma_a": "p_common"}}, "of its kind"),
+        ({"tied": {"sigma_a": "sigma_v", "sigma_v": "sigma_p"}}, "itself tied"),
+        ({"bounds": {"sigma_v": (3.0, 1.0)}}, "low < high"),
+        ({"start": {"p_common": 2.0}}, "p_common"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            ParameterSpec.build(data, **kwargs)
+
+
+def test_standard_errors_equal_the_inverse_hessian_of_nll_values(data, fit):
+    # independent of the autograd gradient and of the transforms: second differences of the
+    # NLL itself, in natural units, at the fitted parameters
+    from synesthesia.brain import ParameterSpec
+    from synesthesia.brain.fitting import _Objective
+
+    spec = ParameterSpec.build(data)
+    objective = _Objective(data, fit.report, "averaging", tol=1.0)
+    objective.rebuild(fit.params, fit.nodes_per_sigma, fine=True)
+    theta0 = np.array([fit.params[k] for k in spec.free])
+
+    def nll(theta):
+        return float(objective(spec.complete(dict(zip(spec.free, map(float, theta))))))
+
+    k = len(theta0)
+    h = np.zeros((k, k))
+    eps = 1e-3 * np.maximum(np.abs(theta0), 0.1)
+    for i in range(k):
+        for j in range(k):
+            ei, ej = np.eye(k)[i] * eps[i], np.eye(k)[j] * eps[j]
+            h[i, j] = (
+                nll(theta0 + ei + ej) - nll(theta0 + ei - ej) - nll(theta0 - ei + ej)
+                + nll(theta0 - ei - ej)
+            ) / (4 * eps[i] * eps[j])  # fmt: skip
+    se = np.sqrt(np.diag(np.linalg.inv(h)))
+    for name, s in zip(spec.free, se):
+        assert fit.se[name] == pytest.approx(s, rel=0.02), name

@@ -60,11 +60,17 @@ def test_flmp_relative_goodness_rule_and_fit():
     # by hand: A-ba V-ga, "da": 0.3*0.7 / (0.9*0.05 + 0.3*0.7 + 0.05*0.9)
     assert p[0, 2, 1] == pytest.approx(0.21 / (0.045 + 0.21 + 0.045))
     assert p[0, 2, 1] > p[2, 0, 1]  # fusion only one way round
-    counts = np.round(p * 2000)
+    # expected counts of the FLMP itself: the maximum-likelihood fit must return the generating
+    # probabilities (independent reference: p by hand above), to the optimiser's precision
+    counts = p * 2000
     fit = fit_flmp(counts)
-    np.testing.assert_allclose(
-        fit.probabilities(), counts / counts.sum(-1, keepdims=True), atol=0.03
-    )
+    np.testing.assert_allclose(fit.probabilities(), p, atol=1e-6)
+    assert fit.nll == pytest.approx(-(counts * np.log(p)).sum(), rel=1e-9)
+    # a table the FLMP cannot produce (the reverse fusion as strong as McGurk's) fits worse
+    bent = p.copy()
+    bent[2, 0] = bent[0, 2]
+    bad = fit_flmp(bent * 2000)
+    assert bad.nll > -(bent * 2000 * np.log(bent)).sum() + 1.0
 
 
 def test_simultaneity_closed_form_against_quadrature_and_monte_carlo():

@@ -208,6 +208,7 @@ class CausalInference:
         matching: s_common with probability p(C=1|x) (needs ``generator``; Wozny et al. 2010).
         """
         check_strategy(strategy)
+        criterion = check_criterion(criterion)
         t = self._x(x)
         s1 = estimate_common_t(t, self.sigmas, self.sigma_p, self.mu_p).unsqueeze(-1)
         s2 = estimate_separate_t(t, self.sigmas, self.sigma_p, self.mu_p)
@@ -243,6 +244,7 @@ class CausalInference:
         observer chose; lapses answer at random).
         """
         check_strategy(strategy)
+        criterion = check_criterion(criterion)
         if n < 1:
             raise InputError(f"n: must be >= 1, got {n}")
         g = generator if generator is not None else torch.Generator().manual_seed(0)

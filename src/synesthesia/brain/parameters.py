@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from synesthesia.brain.trials import Trials
-from synesthesia.errors import InputError, short
+from synesthesia.errors import InputError, check_finite, short
 
 PARAMETERS = ("sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common", "lapse", "sigma_motor")
 FREE_BY_DEFAULT = ("sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common")
@@ -108,12 +108,7 @@ def _known(name: str, what: str) -> str:
 
 def check_value(name: str, value: object, allowed: tuple[float, float], what: str) -> float:
     """``value`` as a float valid for parameter ``name`` and inside ``allowed``; else InputError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{what}: {name}={short(value)} is not a number") from None
-    if not math.isfinite(v):
-        raise InputError(f"{what}: {name} must be finite, got {short(value)}")
+    v = check_finite(value, f"{what}: {name}")
     if name in ("sigma_v", "sigma_a", "sigma_p") and v <= 0:
         raise InputError(f"{what}: {name}: a noise parameter must be > 0, got {v:g}")
     if name == "sigma_motor" and v < 0:

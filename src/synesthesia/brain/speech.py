@@ -28,6 +28,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
+from synesthesia.errors import InputError
+
 SYLLABLES = ("ba", "da", "ga")
 
 
@@ -68,27 +70,42 @@ class FLMPFit:
 def fit_flmp(counts: np.ndarray, seed: int = 0) -> FLMPFit:
     """Fit FLMP supports to response counts (A, V, K) by maximum likelihood (L-BFGS-B).
 
-    Supports are parameterised by logits; the likelihood is multinomial per condition.
+    Supports are parameterised by logits z (a = expit(z)); the likelihood is multinomial per
+    condition, and its gradient is exact: with l = log a + log v and p = softmax(l),
+    dNLL/dl = N p - c per condition, dl/dz = 1 - expit(z).
     """
     c = np.asarray(counts, dtype=float)
-    if c.ndim != 3 or np.any(c < 0):
-        raise ValueError("counts: need a non-negative (auditory, visual, responses) array")
+    if c.ndim != 3 or not np.all(np.isfinite(c)) or np.any(c < 0):
+        raise InputError("counts: need a finite, non-negative (auditory, visual, responses) array")
     n_a, n_v, k = c.shape
     rng = np.random.default_rng(seed)
+    total = c.sum(-1, keepdims=True)
 
     def unpack(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return expit(z[: n_a * k].reshape(n_a, k)), expit(z[n_a * k :].reshape(n_v, k))
+        return z[: n_a * k].reshape(n_a, k), z[n_a * k :].reshape(n_v, k)
 
-    def nll(z: np.ndarray) -> float:
-        a, v = unpack(z)
-        la = np.log(a)[:, None, :] + np.log(v)[None, :, :]
-        logp = la - logsumexp(la, axis=-1, keepdims=True)
-        return float(-(c * logp).sum())
+    def nll_and_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
+        za, zv = unpack(z)
+        la = -np.logaddexp(0.0, -za)  # log expit, without underflow
+        lv = -np.logaddexp(0.0, -zv)
+        logits = la[:, None, :] + lv[None, :, :]
+        logp = logits - logsumexp(logits, axis=-1, keepdims=True)
+        d = total * np.exp(logp) - c  # dNLL / dlogits (Massaro 1998, eq. 2.1 differentiated)
+        ga = d.sum(1) * expit(-za)
+        gv = d.sum(0) * expit(-zv)
+        return float(-(c * logp).sum()), np.concatenate([ga.ravel(), gv.ravel()])
 
     z0 = rng.normal(0.0, 0.5, size=(n_a + n_v) * k)
-    res = minimize(nll, z0, method="L-BFGS-B", bounds=[(-12, 12)] * z0.size)
-    a, v = unpack(res.x)
-    return FLMPFit(a, v, float(res.fun))
+    res = minimize(
+        nll_and_grad,
+        z0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-30, 30)] * z0.size,
+        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-9},
+    )
+    za, zv = unpack(res.x)
+    return FLMPFit(expit(za), expit(zv), float(res.fun))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -105,6 +122,9 @@ def _default_prototypes() -> np.ndarray:
 @dataclass
 class McGurkModel:
     """Causal inference of audiovisual speech (after Magnotti & Beauchamp 2017).
+
+    The default parameters and geometry are illustrative, chosen by hand to show the McGurk
+    asymmetry; they are not fitted to any data set.
 
     sigma_auditory / sigma_visual: encoding sd along (acoustic, visible) axes per modality;
     sigma_prior: width of the Gaussian prior over the space (centred on the prototypes' mean);

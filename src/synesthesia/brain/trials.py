@@ -168,6 +168,11 @@ def validate_trials(
     return Trials(stimuli, responses, reported, unity, subject, source)
 
 
+def _column(name: str) -> str:
+    """A column name for a message: quoted, or its shortened repr when odd or long."""
+    return f"'{name}'" if name.isprintable() and len(name) <= 40 else short(name, 40)
+
+
 def _decode(data: bytes | str, source: str) -> str:
     """Text of a table: UTF-8 (a byte-order mark allowed); binary or other encodings refused."""
     if isinstance(data, str):
@@ -214,7 +219,7 @@ def _records(text: str, source: str) -> list[tuple[int, list[str]]]:
                 parts = physical.split(",")
                 long = next((i for i, p in enumerate(parts) if len(p) > limit), None)
                 if long is not None and long < len(header):
-                    where += f", column '{short(header[long].strip(), 40)}'"
+                    where += f", column {_column(header[long].strip())}"
                 reason = f"a field longer than {limit:,} characters; is this a trial table?"
             raise InputError(f"{where}: malformed CSV ({reason})") from None
         if any(f.strip() for f in fields):
@@ -237,7 +242,7 @@ def parse_trials(
     for i, name in enumerate(names):
         if name and name in seen:
             raise InputError(
-                f"{source}: column '{short(name, 40)}' appears twice in the header "
+                f"{source}: column {_column(name)} appears twice in the header "
                 f"(columns {seen[name] + 1} and {i + 1}); rename or remove one"
             )
         seen[name] = i
@@ -252,7 +257,7 @@ def parse_trials(
             gone = next((n for n in names[len(fields) :] if n), None)
             if gone is not None:
                 raise InputError(
-                    f"{source}: row {row}, column '{short(gone, 40)}': missing (the row has "
+                    f"{source}: row {row}, column {_column(gone)}: missing (the row has "
                     f"{len(fields)} fields, the header {len(names)})"
                 )
         for name, value in zip(names, fields):

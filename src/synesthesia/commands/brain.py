@@ -37,28 +37,24 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    """argparse type: an integer >= 1 (its upper limit is checked by the command)."""
+def _integer(text: str, lo: int, hi: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {short(text)}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {short(text)}")
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {short(text, 40)}")
     return value
+
+
+def _count(text: str) -> int:
+    """argparse type: an integer >= 1 (its upper limit is checked by the command)."""
+    return _integer(text, 1, 10**4300, "an integer >= 1")
 
 
 def _seed(text: str) -> int:
     """argparse type: a seed in [0, 2**63 - 1]."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {short(text)}") from None
-    if not 0 <= value <= SEED_LIMIT:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer from 0 to 2**63 - 1, got {short(text, 40)}"
-        )
-    return value
+    return _integer(text, 0, SEED_LIMIT, "an integer from 0 to 2**63 - 1")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
