@@ -207,3 +207,34 @@ def test_help_is_available(capsys):
             main(argv)
         assert exc.value.code == 0
     assert "--minutes" in capsys.readouterr().out
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path, capsys, monkeypatch):
+    import synesthesia.pipelines.image_train as image_train
+
+    real = image_train.image_loss_fn
+
+    def interrupting(*args, **kwargs):
+        loss_fn = real(*args, **kwargs)
+        calls = {"n": 0}
+
+        def wrapped(model, batch, generator):
+            calls["n"] += 1
+            if calls["n"] == 3:  # what the trainer's handler raises on a second Ctrl-C
+                raise KeyboardInterrupt
+            return loss_fn(model, batch, generator)
+
+        return wrapped
+
+    monkeypatch.setattr(image_train, "image_loss_fn", interrupting)
+    out = tmp_path / "run"
+    argv = ["train", "image", "--data", "digits8x8", "--preset", "tiny", "--batch-size", "32"]
+    assert main([*argv, "--max-steps", "8", "--out", str(out), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert f"synesthesia train image --out {out} --resume" in err and "step 2 of 8" in err
+    state = json.loads((out / "checkpoint" / "train" / "trainer_state.json").read_text())
+    assert state["step"] == 2
+    monkeypatch.setattr(image_train, "image_loss_fn", real)
+    assert main(["train", "image", "--out", str(out), "--resume", "--no-progress"]) == 0
+    state = json.loads((out / "checkpoint" / "train" / "trainer_state.json").read_text())
+    assert state["step"] == 8

@@ -198,11 +198,15 @@ def _generate(pipe, args, labels, gen, progress: bool):
     )
 
 
-def _scores(pipe, args, val, evaluator, n_per_class: int) -> dict:
+def _scores(pipe, args, val, evaluator, n_per_class: int, keep: list | None = None) -> dict:
+    """Scores of ``n_per_class`` samples per class; ``keep`` (a list) receives the images."""
     from synesthesia.metrics import score_class_conditional
 
     def generate(labels, gen):
-        return _generate(pipe, args, labels, gen, progress=not args.no_progress)
+        images = _generate(pipe, args, labels, gen, progress=not args.no_progress)
+        if keep is not None:
+            keep.append(images)
+        return images
 
     scores = score_class_conditional(generate, evaluator, val, n_per_class, seed=args.seed)
     scores.update(
@@ -240,11 +244,11 @@ def _interrupted(result, resume_command: str) -> int:
     import sys
 
     print(
-        f"interrupted at step {result.step}; the checkpoint is saved. Resume with:\n"
-        f"  {resume_command}",
+        f"interrupted at step {result.step} of {result.max_steps}; checkpoint of step "
+        f"{result.checkpoint_step} in {result.checkpoint}. Resume with:\n  {resume_command}",
         file=sys.stderr,
     )
-    return 130
+    return result.exit_code
 
 
 # ---------------------------------------------------------------------- commands
@@ -284,7 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     _, result, plan = train_class_to_image(train, options, resume=args.resume)
-    if result.stopped == "interrupted":
+    if result.interrupted:
         command = f"synesthesia train image --out {shlex.quote(str(args.out))} --resume"
         return _interrupted(result, command)
     print(
@@ -367,7 +371,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     probe, training, the grid and the scored samples. Sampling is timed first (one network
     call at the sampling batch size) and its share is kept out of the training budget.
     """
-    import torch
 
     from synesthesia.io import atomic_write_json
     from synesthesia.metrics import get_evaluator
@@ -389,7 +392,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with CpuWallClock() as clock:
         evaluator, _ = get_evaluator(train, val, progress=progress)
         evaluator_s = time.perf_counter() - start
-        n_samples = 10 * 10 + 10 * args.n_per_class
+        n_samples = 10 * args.n_per_class
         sampling_s = estimate_sampling_s(
             args.preset, train, n_samples, args.method, args.steps, args.guidance, precision
         )
@@ -414,16 +417,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
             progress=progress,
         )
         pipe, result, plan = train_class_to_image(train, options)
-        if result.stopped == "interrupted":
+        if result.interrupted:
             return _interrupted(
                 result, f"synesthesia train image --out {out} --resume (then synesthesia eval)"
             )
         sample_start = time.perf_counter()
-        gen = torch.Generator().manual_seed(args.seed)
-        labels = torch.arange(pipe.num_classes).repeat_interleave(10)
-        grid = _generate(pipe, args, labels, gen, progress=False)
-        grid_path = save_image_grid(grid, out / "grid.png", nrow=10, scale=3)
-        scores = _scores(pipe, args, val, evaluator, args.n_per_class)
+        kept: list = []
+        scores = _scores(pipe, args, val, evaluator, args.n_per_class, keep=kept)
+        # the grid: the first 10 scored samples of each class (samples come in class order)
+        per_class = kept[0].reshape(pipe.num_classes, args.n_per_class, *kept[0].shape[1:])
+        grid = per_class[:, :10].reshape(-1, *kept[0].shape[1:])
+        grid_path = save_image_grid(grid, out / "grid.png", nrow=min(10, args.n_per_class), scale=3)
         sample_s = time.perf_counter() - sample_start
     total_s = time.perf_counter() - start
     scores.update(

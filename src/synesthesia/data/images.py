@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synesthesia.errors import InputError, MissingInputError
+
 #: Seed of the fixed stratified split of the built-in digits (documented, never changes).
 MNIST5K_SPLIT_SEED = 20240513
 #: Images per class in the validation split of the built-in digits (100 x 10 = 1,000).
@@ -107,17 +109,17 @@ def _read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot read IDX file ({exc})") from exc
+        raise InputError(f"{path}: cannot read IDX file ({exc})") from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+        raise InputError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise InputError(f"{path}: truncated IDX header")
     shape = struct.unpack(">" + "I" * ndim, data[4:header])
     expected = int(np.prod(shape))
     if len(data) - header != expected:
-        raise ValueError(
+        raise InputError(
             f"{path}: IDX header says {expected} bytes of data for shape {shape}, "
             f"file has {len(data) - header}"
         )
@@ -133,7 +135,7 @@ def _find(folder: Path, stem: str) -> Path:
     ):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"{folder}: no file {stem} or {stem}.gz (MNIST IDX layout expected)")
+    raise MissingInputError(f"{folder}: no file {stem} or {stem}.gz (MNIST IDX layout expected)")
 
 
 def load_idx_folder(folder: str | Path, split: str = "train") -> ImageSet:
@@ -143,7 +145,7 @@ def load_idx_folder(folder: str | Path, split: str = "train") -> ImageSet:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder (expected MNIST IDX files in it)")
+        raise MissingInputError(f"{folder}: no such folder (expected MNIST IDX files in it)")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     prefix = "train" if split == "train" else "t10k"
@@ -151,9 +153,9 @@ def load_idx_folder(folder: str | Path, split: str = "train") -> ImageSet:
     lab_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
     images, labels = _read_idx(img_path), _read_idx(lab_path)
     if images.ndim != 3:
-        raise ValueError(f"{img_path}: expected a 3-D image array, got shape {images.shape}")
+        raise InputError(f"{img_path}: expected a 3-D image array, got shape {images.shape}")
     if labels.shape != (images.shape[0],):
-        raise ValueError(f"{lab_path}: {labels.shape[0]} labels for {images.shape[0]} images")
+        raise InputError(f"{lab_path}: {labels.shape[0]} labels for {images.shape[0]} images")
     return ImageSet(
         _to_unit_range(images[:, None], 255.0),
         torch.from_numpy(labels.astype(np.int64)),
@@ -193,7 +195,7 @@ def load_image_splits(data: str | Path) -> tuple[ImageSet, ImageSet]:
         return full.subset(train), full.subset(val)
     folder = Path(spec)
     if not folder.exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{folder}: no such data folder; use mnist5k, digits8x8 or a folder of MNIST IDX files"
         )
     return load_idx_folder(folder, "train"), load_idx_folder(folder, "test")

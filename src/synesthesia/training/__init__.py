@@ -9,7 +9,13 @@ It knows nothing of any particular model: it takes a module, a loss function
 ``loss_fn(model, batch, generator)`` and a map-style dataset.
 """
 
-from synesthesia.training.config import TrainerConfig, TrainResult
+from synesthesia.training.config import (
+    FREE_TO_CHANGE,
+    ConfigChangedError,
+    TrainerConfig,
+    TrainResult,
+    config_changes,
+)
 from synesthesia.training.machine import CpuWallClock, machine_record
 from synesthesia.training.precision import (
     autocast,
@@ -28,6 +34,9 @@ from synesthesia.training.trainer import (
 )
 
 __all__ = [
+    "FREE_TO_CHANGE",
+    "ConfigChangedError",
+    "config_changes",
     "CpuWallClock",
     "autocast",
     "machine_record",

@@ -71,8 +71,11 @@ STATE_FORMAT = 1
 STATE_PATH = Path("checkpoint") / "train" / "trainer_state.json"
 
 
-class NonFiniteLossError(FloatingPointError, ValueError):
-    """The loss (or the gradient norm) became NaN or infinite; nothing was saved for that step."""
+class NonFiniteLossError(FloatingPointError, InputError):
+    """The loss (or the gradient norm) became NaN or infinite; nothing was saved for that step.
+
+    An :class:`~synesthesia.errors.InputError`: the user fixes it (a lower learning rate,
+    clipping, float32), so the command prints it as one line naming the step."""
 
 
 def resolve_mixed_precision(mode: str, device: torch.device | str) -> str:
