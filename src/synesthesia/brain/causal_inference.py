@@ -33,7 +33,7 @@ from synesthesia.brain.closed_forms import (
     log_odds_gradient_t,
     observer_log_odds,
 )
-from synesthesia.brain.quadrature import TOLERANCE, Report, discrete_probabilities
+from synesthesia.brain.quadrature import TOLERANCE, Report, discrete_probabilities, single_thread
 from synesthesia.errors import InputError
 
 __all__ = [
@@ -338,9 +338,10 @@ class CausalInference:
         self, stimuli: Array, rep: Report, strategy: str, nodes_per_sigma: float, tol: float | None
     ) -> np.ndarray | torch.Tensor:
         st = self._x(stimuli).detach().numpy().reshape(-1, self.n_modalities)
-        probs = discrete_probabilities(
-            self, st, rep, strategy, nodes_per_sigma=nodes_per_sigma, tol=tol
-        )
+        with single_thread():
+            probs = discrete_probabilities(
+                self, st, rep, strategy, nodes_per_sigma=nodes_per_sigma, tol=tol
+            )
         return _back(probs, stimuli)
 
 

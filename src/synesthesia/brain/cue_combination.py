@@ -12,15 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from synesthesia.errors import InputError
+
 
 def _sigmas(sigmas: np.ndarray | list[float]) -> np.ndarray:
     s = np.asarray(sigmas, dtype=np.float64)
     if s.ndim == 0:
         s = s[None]
     if s.shape[-1] < 1:
-        raise ValueError("sigmas: give at least one cue's standard deviation")
+        raise InputError("sigmas: give at least one cue's standard deviation")
     if not np.all(np.isfinite(s)) or np.any(s <= 0):
-        raise ValueError(f"sigmas: every cue noise must be finite and > 0, got {s.tolist()}")
+        raise InputError(f"sigmas: every cue noise must be finite and > 0, got {s.tolist()}")
     return s
 
 
@@ -54,9 +56,9 @@ def fuse(estimates: np.ndarray | list[float], sigmas: np.ndarray | list[float]) 
     x = np.asarray(estimates, dtype=np.float64)
     s = _sigmas(sigmas)
     if s.ndim != 1:
-        raise ValueError("sigmas: give one standard deviation per cue (a 1-D list)")
+        raise InputError("sigmas: give one standard deviation per cue (a 1-D list)")
     if x.shape[-1] != s.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"estimates: last axis has {x.shape[-1]} cues but sigmas has {s.shape[0]}; "
             "give one sigma per cue"
         )
@@ -78,12 +80,12 @@ def discrimination_threshold(
     the bimodal threshold.
     """
     if not 0.5 < criterion < 1.0:
-        raise ValueError(f"criterion: must be in (0.5, 1), got {criterion}")
+        raise InputError(f"criterion: must be in (0.5, 1), got {criterion}")
     if intervals not in (1, 2):
-        raise ValueError(f"intervals: must be 1 or 2, got {intervals}")
+        raise InputError(f"intervals: must be 1 or 2, got {intervals}")
     s = np.asarray(sigmas, dtype=np.float64)
     if np.any(s <= 0) or not np.all(np.isfinite(s)):
-        raise ValueError("sigmas: must be finite and > 0")
+        raise InputError("sigmas: must be finite and > 0")
     out = np.sqrt(intervals) * s * norm.ppf(criterion)
     return float(out) if out.ndim == 0 else out
 

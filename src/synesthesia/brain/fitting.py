@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +32,7 @@ from synesthesia.brain.quadrature import (
     converged_grid,
     discrete_probabilities,
     make_grid,
+    single_thread,
 )
 from synesthesia.brain.simulation import simulate_trials
 from synesthesia.brain.trials import Trials
@@ -56,17 +56,6 @@ __all__ = [
 
 FIT_TOLERANCE = 3e-3  # grid refinement of the final fit: a tenth of the sampling error of a
 # proportion from 40 trials (sqrt(0.25 / 40) = 0.08)
-
-
-@contextmanager
-def _single_thread():
-    """Small tensors: thread start-up dominates, and on shared cores it is pathological."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass
@@ -386,7 +375,7 @@ def fit_causal_inference(
     check_enough_trials(trials, spec)
     objective = _Objective(trials, report, strategy, tol)
     t0, c0 = time.perf_counter(), time.process_time()
-    with _single_thread():
+    with single_thread():
         coarse = [
             _search(objective, spec, z0, min(2.0, nodes_per_sigma), fine=False)
             for z0 in _progress(spec.start_points(n_starts, seed), progress)
@@ -619,7 +608,7 @@ def posterior_predictive(
     if rep.kind != "discrete" or not rep.modalities:
         raise InputError("posterior_predictive: needs a fit to button (discrete) responses")
     cond, idx = trials.conditions()
-    with _single_thread(), torch.no_grad():
+    with single_thread(), torch.no_grad():
         p = discrete_probabilities(fit.model(), cond, rep, fit.strategy)
     p = p.numpy()
     if rep.unity:

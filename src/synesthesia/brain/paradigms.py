@@ -15,6 +15,7 @@ import numpy as np
 from synesthesia.brain.causal_inference import CausalInference
 from synesthesia.brain.simulation import simulate_trials
 from synesthesia.brain.trials import Trials
+from synesthesia.errors import InputError
 
 # Fitted group parameters of Koerding et al. 2007 (PLoS ONE 2(9): e943), degrees of visual angle.
 KOERDING_2007 = {"sigma_v": 2.14, "sigma_a": 9.2, "sigma_p": 12.3, "mu_p": 0.0, "p_common": 0.28}
@@ -125,10 +126,10 @@ class FlashResult:
         """p(report ``reported`` flashes | flashes, beeps)."""
         c = np.flatnonzero((self.conditions[:, 0] == flashes) & (self.conditions[:, 1] == beeps))
         if c.size == 0:
-            raise ValueError(f"no condition with {flashes} flash(es) and {beeps} beep(s)")
+            raise InputError(f"no condition with {flashes} flash(es) and {beeps} beep(s)")
         k = np.flatnonzero(self.levels == reported)
         if k.size == 0:
-            raise ValueError(f"reported: {reported} is not a response level {self.levels}")
+            raise InputError(f"reported: {reported} is not a response level {self.levels}")
         return float(self.probabilities[c[0], k[0]])
 
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,19 @@ from synesthesia.errors import InputError
 
 TOLERANCE = 1e-3  # default: refine the grid until successive grids agree this well
 MAX_NODES = 250_000  # default cap of one grid (time and memory)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block (restored after). The tensors here are small:
+    thread start-up dominates, and on shared cores torch's pool made a quadrature up to 40x
+    slower than one thread (5.5 s against 0.13 s for 4,482 nodes, measured by hand)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,9 @@ def flmp_probabilities(auditory: np.ndarray, visual: np.ndarray) -> np.ndarray:
     a = np.asarray(auditory, dtype=float)
     v = np.asarray(visual, dtype=float)
     if a.ndim != 2 or v.ndim != 2 or a.shape[1] != v.shape[1]:
-        raise ValueError("auditory, visual: need (stimuli, alternatives) arrays with equal K")
+        raise InputError("auditory, visual: need (stimuli, alternatives) arrays with equal K")
     if np.any(a <= 0) or np.any(v <= 0) or np.any(a > 1) or np.any(v > 1):
-        raise ValueError("auditory, visual: supports must lie in (0, 1]")
+        raise InputError("auditory, visual: supports must lie in (0, 1]")
     prod = a[:, None, :] * v[None, :, :]
     return prod / prod.sum(-1, keepdims=True)
 
@@ -144,15 +144,15 @@ class McGurkModel:
         for name in ("sigma_auditory", "sigma_visual"):
             v = np.asarray(getattr(self, name), dtype=float)
             if v.shape != (2,) or np.any(v <= 0):
-                raise ValueError(f"{name}: need two positive standard deviations")
+                raise InputError(f"{name}: need two positive standard deviations")
         if self.sigma_prior <= 0 or self.sigma_category <= 0:
-            raise ValueError("sigma_prior, sigma_category: must be > 0")
+            raise InputError("sigma_prior, sigma_category: must be > 0")
         if not 0.0 <= self.p_common <= 1.0:
-            raise ValueError(f"p_common: must be in [0, 1], got {self.p_common}")
+            raise InputError(f"p_common: must be in [0, 1], got {self.p_common}")
 
     def _index(self, syllable: str) -> int:
         if syllable not in self.syllables:
-            raise ValueError(f"syllable: {syllable!r} is not one of {self.syllables}")
+            raise InputError(f"syllable: {syllable!r} is not one of {self.syllables}")
         return self.syllables.index(syllable)
 
     def percept(self, xa: np.ndarray, xv: np.ndarray, strategy: str = "averaging") -> np.ndarray:
@@ -178,7 +178,7 @@ class McGurkModel:
             return post * fused + (1 - post) * alone
         if strategy == "selection":
             return np.where(post > 0.5, fused, alone)
-        raise ValueError(f"strategy: use averaging or selection, got {strategy!r}")
+        raise InputError(f"strategy: use averaging or selection, got {strategy!r}")
 
     def categorise(self, percept: np.ndarray) -> np.ndarray:
         """p(syllable | percept): Gaussian categorisation around each prototype, (..., K)."""

@@ -18,6 +18,8 @@ from scipy.optimize import brentq
 from scipy.special import expit
 from scipy.stats import norm
 
+from synesthesia.errors import InputError
+
 
 @dataclass(frozen=True)
 class SimultaneityModel:
@@ -34,12 +36,12 @@ class SimultaneityModel:
     def __post_init__(self) -> None:
         for name in ("sigma", "sigma_c", "sigma_ind"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+                raise InputError(f"{name}: must be > 0, got {getattr(self, name)}")
         for name in ("p_common", "lapse"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}: must be in [0, 1]")
+                raise InputError(f"{name}: must be in [0, 1]")
         if not 0.0 < self.criterion < 1.0:
-            raise ValueError("criterion: must be in (0, 1)")
+            raise InputError("criterion: must be in (0, 1)")
 
     def log_odds(self, m: np.ndarray) -> np.ndarray:
         """log p(C=1|m) / p(C=2|m) for measured asynchronies m."""
@@ -72,7 +74,7 @@ class SimultaneityModel:
             - math.log(self.criterion / (1.0 - self.criterion))
         )
         if a >= 0:
-            raise ValueError("sigma_c: must be smaller than sigma_ind (a bounded binding window)")
+            raise InputError("sigma_c: must be smaller than sigma_ind (a bounded binding window)")
         disc = b * b - 4 * a * c
         if disc <= 0:
             return None
@@ -106,7 +108,7 @@ class SimultaneityModel:
         p = self.p_simultaneous(grid)
         i = int(np.argmax(p))
         if p[i] <= level:
-            raise ValueError(f"level: p(simultaneous) never exceeds {level}")
+            raise InputError(f"level: p(simultaneous) never exceeds {level}")
         f = lambda s: float(self.p_simultaneous(s)) - level  # noqa: E731
         lo = brentq(f, grid[0], grid[i]) if f(grid[0]) < 0 else -math.inf
         hi = brentq(f, grid[i], grid[-1]) if f(grid[-1]) < 0 else math.inf
