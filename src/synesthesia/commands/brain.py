@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 
 from synesthesia.commands import CommandError
-from synesthesia.errors import check_count, check_output_file, short
+from synesthesia.commands._shared import count_up_to, output_file, seed_int
+from synesthesia.errors import short
 
 PARADIGMS = ("ventriloquist", "flash", "mcgurk", "binding")
 PARAMETER_NAMES = ("sigma_v", "sigma_a", "sigma_p", "mu_p", "p_common", "lapse", "sigma_motor")
@@ -23,7 +24,6 @@ CONDITIONS = {"ventriloquist": 25, "flash": 9, "mcgurk": 9, "binding": 13}
 # simulated trials one command may hold in memory (about 200 bytes each while simulating)
 MAX_SIMULATED = 10_000_000
 MAX_STARTS = 1_000
-SEED_LIMIT = 2**63 - 1
 
 
 def _finite_float(text: str) -> float:
@@ -35,26 +35,6 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {short(text)}")
     return value
-
-
-def _integer(text: str, lo: int, hi: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {short(text)}") from None
-    if not lo <= value <= hi:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {short(text, 40)}")
-    return value
-
-
-def _count(text: str) -> int:
-    """argparse type: an integer >= 1 (its upper limit is checked by the command)."""
-    return _integer(text, 1, 10**4300, "an integer >= 1")
-
-
-def _seed(text: str) -> int:
-    """argparse type: a seed in [0, 2**63 - 1]."""
-    return _integer(text, 0, SEED_LIMIT, "an integer from 0 to 2**63 - 1")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,10 +54,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     }
     for name in PARADIGMS:
         p = sub.add_parser(name, help=helps[name], description=helps[name])
-        p.add_argument("--plot", type=Path, required=True, help="figure to write (PNG, PDF, SVG)")
-        p.add_argument("--csv", type=Path, help="also write the simulated trials as CSV")
-        p.add_argument("--seed", type=_seed, default=0, help="random seed of the simulation")
-        p.add_argument("--trials", type=_count, default=40, help="trials per condition")
+        p.add_argument(
+            "--plot",
+            type=output_file(*PLOT_SUFFIXES),
+            required=True,
+            help="figure to write (PNG, PDF, SVG, JPEG)",
+        )
+        p.add_argument("--csv", type=output_file(), help="also write the simulated trials as CSV")
+        p.add_argument("--seed", type=seed_int, default=0, help="random seed of the simulation")
+        p.add_argument(
+            "--trials",
+            type=count_up_to(MAX_SIMULATED // CONDITIONS[name]),
+            default=40,
+            help=f"trials per condition ({CONDITIONS[name]} conditions)",
+        )
         p.add_argument(
             "--strategy",
             choices=("averaging", "selection", "matching"),
@@ -111,10 +101,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="response kind (auto: discrete when at most 12 distinct values)",
     )
-    f.add_argument("--starts", type=_count, default=3, help="optimiser starts")
-    f.add_argument("--seed", type=_seed, default=0, help="random seed of the further starts")
-    f.add_argument("--plot", type=Path, help="write the fitted model over the data")
-    f.add_argument("--json", type=Path, help="write the fits (parameters, SEs, AIC) as JSON")
+    f.add_argument("--starts", type=count_up_to(MAX_STARTS), default=3, help="optimiser starts")
+    f.add_argument("--seed", type=seed_int, default=0, help="random seed of the further starts")
+    f.add_argument(
+        "--plot", type=output_file(*PLOT_SUFFIXES), help="write the fitted model over the data"
+    )
+    f.add_argument(
+        "--json", type=output_file(".json"), help="write the fits (parameters, SEs, AIC) as JSON"
+    )
     f.set_defaults(func=_run_fit)
 
 
@@ -124,7 +118,7 @@ def _missing(parser: argparse.ArgumentParser) -> int:
 
 
 def _save(fig, path: Path) -> None:
-    """Write a figure whose path :func:`check_output_file` accepted before the work."""
+    """Write a figure whose path the --plot type accepted before the work."""
     fig.tight_layout()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,11 +149,7 @@ def _figure(ncols: int):
 
 
 def _run_paradigm(args: argparse.Namespace) -> int:
-    check_output_file(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
-    if args.csv is not None:
-        check_output_file(args.csv, "--csv")
-    n_cond = CONDITIONS[args.paradigm]
-    check_count(args.trials, "--trials", MAX_SIMULATED // n_cond, "trials per condition")
+    # output paths and --trials were checked when the arguments were parsed
     if args.paradigm == "mcgurk" and args.strategy == "matching":
         raise CommandError("--strategy: the McGurk model supports averaging or selection")
     import numpy as np
@@ -273,12 +263,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     )
     from synesthesia.brain.fitting import report_for
 
-    if args.plot is not None:
-        check_output_file(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
-    if args.json is not None:
-        check_output_file(args.json, "--json", suffixes=(".json",))
-    check_count(args.starts, "--starts", MAX_STARTS, "starts")
-    fixed = {}
+    fixed = {}  # output paths, --starts and --seed were checked when the arguments were parsed
     for k, v in _pairs(args.fixed, "--fixed").items():
         try:
             fixed[k] = _finite_float(v)
