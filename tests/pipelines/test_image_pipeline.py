@@ -200,3 +200,31 @@ def test_loss_fn_drops_labels_then_calls_diffusion_loss(pipe):
     )
     torch.testing.assert_close(got, want)
     assert 0 < int(drop.sum()) < 6
+
+
+def test_channels_last_sampling_changes_only_the_rounding(pipe):
+    """fp32 on the CPU samples in channels-last layout; the samples equal the default
+    layout's to float rounding (the same sampler on the same network)."""
+    assert pipe.precision == "no" and pipe.channels_last
+    a = pipe([3, 8], num_inference_steps=4, generator=_gen(2))
+    torch.testing.assert_close(a, a.contiguous())
+    assert a.is_contiguous()
+    pipe.set_precision("bf16")
+    assert not pipe.channels_last  # bf16: the default layout (channels-last measured slower)
+    pipe.set_precision("fp32")
+    from synesthesia.diffusion import sample
+
+    want = sample(
+        lambda x, t, labels: pipe.unet(x, t, labels=labels),
+        (2, 1, 8, 8),
+        pipe.schedule,
+        method="dpmpp_2m",
+        steps=4,
+        prediction="v",
+        generator=_gen(2),
+        cond={"labels": torch.tensor([3, 8])},
+        clip_x0=1.0,
+        progress=False,
+    )
+    guided = pipe([3, 8], num_inference_steps=4, generator=_gen(2), guidance_scale=1.0)
+    torch.testing.assert_close(guided, want.clamp(-1, 1), atol=1e-5, rtol=1e-4)

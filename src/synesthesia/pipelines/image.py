@@ -131,7 +131,7 @@ class ClassToImagePipeline(DiffusionPipeline):
         num_images_per_prompt: int = 1,
         output_type: str = "pt",
         eta: float = 0.0,
-        batch_size: int = 250,
+        batch_size: int = 128,
         progress: bool = False,
     ):
         """Images for ``class_labels`` (each repeated ``num_images_per_prompt`` times).

@@ -68,35 +68,33 @@ def estimate_sampling_s(
     steps: int,
     guidance_scale: float,
     precision: str,
-    batch_size: int = 250,
+    batch_size: int = 128,
 ) -> float:
-    """Seconds to draw ``n_samples`` with a ``preset`` U-Net, in batches of ``batch_size``.
+    """Seconds to draw ``n_samples`` with a ``preset`` U-Net through the pipeline.
 
-    A network call on 64 images is timed (after a warm-up call), scaled to the batch and
-    multiplied by the number of calls (larger batches are a little faster per image, so this
-    errs long). Heun's calls are counted as two per step; guidance doubles the batch.
+    One sampler step of one batch (the same layout, precision and guidance batching as the
+    real call) is timed after a warm-up, and multiplied by the batches and by the denoiser
+    calls the sampler makes (counted by :func:`synesthesia.diffusion.count_nfe`).
     """
-    from synesthesia.training.precision import autocast
+    from synesthesia.diffusion import count_nfe
+    from synesthesia.pipelines.image import ClassToImagePipeline
     from synesthesia.training.timing import time_calls
 
     num_classes = int(train.labels.max()) + 1
-    unet = UNet(default_unet_config(preset, train.images, num_classes)).eval()
-    per_call = 64
-    shape = (per_call, *train.images.shape[1:])
+    unet = UNet(default_unet_config(preset, train.images, num_classes))
+    schedule = NoiseSchedule("cosine", 1000)
+    pipe = ClassToImagePipeline(unet, schedule, "v", precision=precision)
+    size = min(batch_size, n_samples)
+    labels = torch.zeros(size, dtype=torch.long)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(shape, generator=gen)
-    t = torch.full((per_call,), 500)
-    labels = torch.zeros(per_call, dtype=torch.long)
 
-    def call() -> None:
-        with torch.no_grad(), autocast(precision, "cpu"):
-            unet(x, t, labels=labels)
+    def one_step() -> None:
+        pipe(labels, guidance_scale=guidance_scale, num_inference_steps=1, method="ddim",
+             generator=gen, batch_size=size)  # fmt: skip
 
-    seconds = min(time_calls(call, steps=2, warmup=1)) / per_call  # per image
-    images_per_call = batch_size * (2 if guidance_scale != 1.0 else 1)
-    calls_per_batch = 2 * steps if method == "heun" else steps
-    batches = -(-n_samples // batch_size)
-    return seconds * images_per_call * calls_per_batch * batches
+    seconds = min(time_calls(one_step, steps=2, warmup=1))
+    batches = -(-n_samples // size)
+    return seconds * batches * count_nfe(schedule, method, steps)
 
 
 def resumable_settings(out_dir: str | Path) -> dict:
