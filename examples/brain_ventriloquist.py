@@ -48,6 +48,9 @@ fig.savefig(out / "brain_ventriloquist.png", dpi=110)
 
 # 4. illusions
 print("fission illusion vs visual noise:", fission_vs_visual_noise([0.3, 0.6, 0.9]).round(3))
-print("McGurk fusion rates:", mcgurk_rates(McGurkModel().table()))
+print(
+    "McGurk fusion rates (illustrative parameters, not fitted):",
+    mcgurk_rates(McGurkModel().table()),
+)
 lo, hi = SimultaneityModel().window()
 print(f"binding window (ms): ({lo:.0f}, {hi:.0f})")

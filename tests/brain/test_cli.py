@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synesthesia.brain import FLASH_DEFAULTS, fit_causal_inference, read_trials
 from synesthesia.cli import main
@@ -57,3 +59,19 @@ def test_fit_negative_fixed_noise(tmp_path, capsys):
     csv.write_text("stim_v,stim_a,resp_v\n1,1,1\n1,2,2\n")
     assert main(["brain", "fit", str(csv), "--fixed", "sigma_a=-2"]) == 2
     assert "sigma_a" in capsys.readouterr().err
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40) | st.floats().map(repr) | st.integers().map(str))
+def test_the_levels_type_gives_a_finite_number_or_one_argparse_error(text):
+    import argparse
+    import math
+
+    from synesthesia.commands.brain import _finite_float
+
+    try:
+        value = _finite_float(text)
+    except argparse.ArgumentTypeError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 200
+    else:
+        assert math.isfinite(value)

@@ -54,8 +54,10 @@ __all__ = [
     "standard_errors",
 ]
 
-FIT_TOLERANCE = 3e-3  # grid refinement of the final fit: a tenth of the sampling error of a
-# proportion from 40 trials (sqrt(0.25 / 40) = 0.08)
+# grid refinement of the final fit: no response probability may change by more than this at the
+# next refinement; about a twenty-fifth of the sampling error of a proportion from 40 trials
+# (sqrt(0.25 / 40) = 0.08), so the quadrature error is negligible against the data's
+FIT_TOLERANCE = 3e-3
 
 
 @dataclass
