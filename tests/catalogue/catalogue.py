@@ -9,6 +9,7 @@ the ``check_case`` fixture (conftest.py). Commands run in-process through
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,34 @@ class Case:
     code: int = 2
     prepare: Callable[[Path], None] | None = None
     env: dict[str, str] = field(default_factory=dict)
+
+
+#: Root writes into read-only folders: rows that need a permission error skip as root.
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def make_folder(name: str, mode: int | None = None) -> Callable[[Path], None]:
+    """``prepare``: a folder ``tmp/name`` (and its parents), optionally with ``mode``."""
+
+    def prepare(tmp: Path) -> None:
+        (tmp / name).mkdir(parents=True, exist_ok=True)
+        if mode is not None:
+            (tmp / name).chmod(mode)
+
+    return prepare
+
+
+def make_file(name: str, data: bytes | str = b"x", mode: int | None = None):
+    """``prepare``: a file ``tmp/name`` holding ``data`` (its folders created)."""
+
+    def prepare(tmp: Path) -> None:
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        if mode is not None:
+            path.chmod(mode)
+
+    return prepare
 
 
 def _one_line(err: str) -> str:

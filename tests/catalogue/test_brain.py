@@ -5,34 +5,13 @@ Every row fails before any simulation or fit, so the table runs in seconds.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from catalogue import Case
+from catalogue import ROOT, Case, make_file, make_folder
 
-ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 GOOD = "stim_v,stim_a,resp_v\n0,0,0\n0,5,5\n5,0,0\n5,5,5\n0,0,5\n5,5,0\n0,5,0\n"
-
-
-def _folder(name: str, mode: int | None = None):
-    def prepare(tmp: Path) -> None:
-        (tmp / name).mkdir()
-        if mode is not None:
-            (tmp / name).chmod(mode)
-
-    return prepare
-
-
-def _file(name: str, data: bytes | str, mode: int | None = None):
-    def prepare(tmp: Path) -> None:
-        path = tmp / name
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
-        if mode is not None:
-            path.chmod(mode)
-
-    return prepare
 
 
 def _paradigm_rows(paradigm: str) -> list:
@@ -41,13 +20,13 @@ def _paradigm_rows(paradigm: str) -> list:
     p = paradigm
     rows = [
         Case(f"{p}-plot-is-a-folder", [*base, "--plot", "{tmp}/adir.png"], "is a folder",
-             prepare=_folder("adir.png")),
+             prepare=make_folder("adir.png")),
         Case(f"{p}-csv-is-a-folder", [*base, *plot, "--csv", "{tmp}/adir.png"], "is a folder",
-             prepare=_folder("adir.png")),
+             prepare=make_folder("adir.png")),
         Case(f"{p}-plot-under-a-file", [*base, "--plot", "{tmp}/t.sh/s.png"],
-             "is a file, not a folder", prepare=_file("t.sh", "#!/bin/sh\n")),
+             "is a file, not a folder", prepare=make_file("t.sh", "#!/bin/sh\n")),
         Case(f"{p}-csv-under-a-file", [*base, *plot, "--csv", "{tmp}/t.sh/s.csv"],
-             "is a file, not a folder", prepare=_file("t.sh", "#!/bin/sh\n")),
+             "is a file, not a folder", prepare=make_file("t.sh", "#!/bin/sh\n")),
         Case(f"{p}-plot-in-proc", [*base, "--plot", "/proc/x.png"], "--plot: /proc/x.png: cannot"),
         Case(f"{p}-csv-in-proc", [*base, *plot, "--csv", "/proc/x.csv"], "--csv: /proc/x.csv"),
         Case(f"{p}-plot-read-only-folder", [*base, "--plot", "/sys/x.png"], "cannot write"),
@@ -66,7 +45,7 @@ def _paradigm_rows(paradigm: str) -> list:
                 f"{p}-plot-read-only-tmp",
                 [*base, "--plot", "{tmp}/ro/x.png"],
                 "cannot write",
-                prepare=_folder("ro", 0o555),
+                prepare=make_folder("ro", 0o555),
             )  # fmt: skip
         )
     return rows
@@ -77,7 +56,7 @@ FIT = ["brain", "fit", "{tmp}/t.csv"]
 
 def _fit(name: str, table: bytes | str, args: list[str], fragment: str) -> Case:
     def prepare(tmp: Path) -> None:
-        _file("t.csv", table)(tmp)
+        make_file("t.csv", table)(tmp)
         (tmp / "adir.png").mkdir()
 
     return Case(f"fit-{name}", [*FIT, *args], fragment, prepare=prepare)
@@ -87,7 +66,7 @@ FIT_ROWS = [
     # the table file itself
     Case("fit-no-such-table", ["brain", "fit", "{tmp}/none.csv"], "none.csv: no such trial table"),
     Case("fit-table-is-a-folder", ["brain", "fit", "{tmp}/adir"], "adir: is a folder",
-         prepare=_folder("adir")),
+         prepare=make_folder("adir")),
     Case("fit-table-in-proc-self", ["brain", "fit", "/proc/self/mem"], "mem: cannot read"),
     _fit("empty-file", "", [], "empty file"),
     _fit("header-only", "stim_v,stim_a,resp_v\n", [], "no trials"),
@@ -145,7 +124,7 @@ FIT_ROWS = [
 ]  # fmt: skip
 if not ROOT:  # root reads files whatever their permissions: /proc/self/mem above stands for it
     FIT_ROWS.append(
-        Case("fit-table-unreadable", FIT, "permission denied", prepare=_file("t.csv", GOOD, 0))
+        Case("fit-table-unreadable", FIT, "permission denied", prepare=make_file("t.csv", GOOD, 0))
     )
 
 CASES = [row for p in ("ventriloquist", "flash", "mcgurk", "binding") for row in _paradigm_rows(p)]

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from catalogue import Case
+from catalogue import ROOT, Case, make_file, make_folder
 from synesthesia.cli import main
 
 TRAIN = ["train", "image", "--data", "digits8x8", "--preset", "tiny", "--batch-size", "32"]
@@ -25,18 +24,6 @@ def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("image-run") / "run"
     assert main([*TRAIN, "--max-steps", "6", "--out", str(out), "--no-progress"]) == 0
     return out
-
-
-def _file(name: str, text: str = "x"):
-    def prepare(tmp: Path) -> None:
-        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / name).write_text(text)
-
-    return prepare
-
-
-def _folder(name: str):
-    return lambda tmp: (tmp / name).mkdir(parents=True, exist_ok=True)
 
 
 def _edit_json(rel: str, edit):
@@ -67,23 +54,25 @@ SAMPLE = ["sample", CKPT, "--n", "2", "--steps", "2", "--no-progress"]
 CASES = [
     # output paths, checked before any work, named as given
     Case("sample-out-is-folder", [*SAMPLE, "--out", "{tmp}/adir.png"], "is a folder",
-         prepare=_folder("adir.png")),
+         prepare=make_folder("adir.png")),
     Case("sample-out-under-file", [*SAMPLE, "--out", "{tmp}/t.sh/s.png"], "is a file",
-         prepare=_file("t.sh")),
+         prepare=make_file("t.sh")),
     Case("sample-out-proc", [*SAMPLE, "--out", "/proc/x.png"], "cannot write in /proc"),
     Case("sample-out-extension", [*SAMPLE, "--out", "{tmp}/x.jpg"], ".png or .npz"),
     Case("sample-out-trailing-slash", [*SAMPLE, "--out", "{tmp}/x/"], "expected a file name"),
     Case("eval-json-is-folder", ["eval", CKPT, "--n-per-class", "1", "--json", "{tmp}/d.json"],
-         "is a folder", prepare=_folder("d.json")),
+         "is a folder", prepare=make_folder("d.json")),
     Case("eval-json-extension", ["eval", CKPT, "--json", "{tmp}/d.txt"], ".json"),
     Case("train-out-is-file", [*TRAIN, "--max-steps", "1", "--out", "{tmp}/t.sh"], "is a file",
-         prepare=_file("t.sh")),
+         prepare=make_file("t.sh")),
     Case("train-out-under-file", [*TRAIN, "--max-steps", "1", "--out", "{tmp}/t.sh/run"],
-         "is a file", prepare=_file("t.sh")),
+         "is a file", prepare=make_file("t.sh")),
     Case("train-out-proc", [*TRAIN, "--max-steps", "1", "--out", "/proc/run"], "/proc"),
-    Case("demo-out-is-file", ["demo", "--out", "{tmp}/t.sh"], "is a file", prepare=_file("t.sh")),
+    Case("demo-out-is-file", ["demo", "--out", "{tmp}/t.sh"], "is a file",
+         prepare=make_file("t.sh")),
     Case("cache-is-file", ["eval", CKPT, "--n-per-class", "1", "--no-progress"],
-         "$SYNESTHESIA_CACHE", prepare=_file("c.sh"), env={"SYNESTHESIA_CACHE": "{tmp}/c.sh"}),
+         "$SYNESTHESIA_CACHE", prepare=make_file("c.sh"),
+         env={"SYNESTHESIA_CACHE": "{tmp}/c.sh"}),
     # sizes and values
     Case("sample-n-huge", [*SAMPLE[:-5], "--n", "99999999999999999999", "--out", "{tmp}/x.png"],
          "--n"),
@@ -114,7 +103,7 @@ CASES = [
     Case("sample-no-checkpoint", ["sample", "{tmp}/nothing", "--out", "{tmp}/x.png"],
          "no such checkpoint"),
     Case("sample-checkpoint-is-file", ["sample", "{tmp}/t.sh", "--out", "{tmp}/x.png"],
-         "is a file", prepare=_file("t.sh")),
+         "is a file", prepare=make_file("t.sh")),
     Case("sample-no-checkpoint-first", ["sample", "--out", "{tmp}/x.png"], "CHECKPOINT"),
     Case("eval-unknown-kind", ["eval", CKPT], "kind 'nonsense'", prepare=_relabel("nonsense")),
     Case("sample-clip-kind", [*SAMPLE, "--out", "{tmp}/x.png"], "has no sample",
@@ -191,7 +180,7 @@ def test_upper_case_extension_and_bom_config_are_fine(trained, tmp_path, capsys)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+@pytest.mark.skipif(ROOT, reason="root may write into read-only folders")
 def test_read_only_folder(tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from catalogue import Case
+from catalogue import ROOT, Case, make_file, make_folder
 
 OUT = ["--out", "{tmp}/o.png"]
 
-
-def _touch(name: str):
-    def prepare(tmp: Path) -> None:
-        (tmp / name).write_text("#!/bin/sh\n")
-
-    return prepare
-
-
-def _folder(name: str, mode: int | None = None):
-    def prepare(tmp: Path) -> None:
-        (tmp / name).mkdir()
-        if mode is not None:
-            (tmp / name).chmod(mode)
-
-    return prepare
-
-
-ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 CASES = [
     # sizes
@@ -62,13 +41,13 @@ CASES = [
         "out-folder",
         ["oracle", "--out", "{tmp}/adir.png"],
         "adir.png: is a folder",
-        prepare=_folder("adir.png"),
+        prepare=make_folder("adir.png"),
     ),
     Case(
         "out-under-a-file",
         ["oracle", "--out", "{tmp}/t.sh/s.png"],
         "is a file, not a folder",
-        prepare=_touch("t.sh"),
+        prepare=make_file("t.sh", "#!/bin/sh\n"),
     ),
     Case("out-in-proc", ["oracle", "--out", "/proc/x.png"], "--out: /proc/x.png: cannot write"),
     Case("out-wrong-extension", ["oracle", "--out", "{tmp}/fig.jpg"], "must end in .png"),
@@ -80,7 +59,7 @@ READ_ONLY = Case(
     "out-read-only-folder",
     ["oracle", "--out", "{tmp}/ro/s.png"],
     "cannot write",
-    prepare=_folder("ro", 0o555),
+    prepare=make_folder("ro", 0o555),
 )
 
 
