@@ -418,6 +418,8 @@ def stage_demo(args) -> dict:
     command = [sys.executable, "-m", "synesthesia.cli", "demo", "--out", str(out), "--no-progress"]
     if args.demo_minutes is not None:
         command += ["--minutes", str(args.demo_minutes)]
+    if args.demo_precision is not None:
+        command += ["--precision", args.demo_precision]
     c = Clock()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     clock = c.read()
@@ -476,6 +478,7 @@ def main() -> None:
     parser.add_argument("--emulate-avx2", action="store_true", help="demo stage: AVX2-only CPU")
     parser.add_argument("--tag", default="native", help="demo stage: name of the JSON")
     parser.add_argument("--demo-minutes", type=float, default=None, help="demo stage budget")
+    parser.add_argument("--demo-precision", default=None, help="demo stage: --precision")
     parser.add_argument("--out-dir", default="benchmarks/out/image")
     parser.add_argument("--run-dir", default="runs/bench-image")
     parser.add_argument("--grid", default="docs/img/demo_grid.png")
