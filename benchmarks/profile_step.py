@@ -109,9 +109,11 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"profile_step_{args.tag}_{args.precision}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"{args.tag} {precision}: {step_s * 1e3:.1f} ms/step = {args.batch / step_s:.0f} img/s "
-          f"(cpu/wall {clock.ratio:.2f}); forward {2 * args.sample_batch}: "
-          f"{statistics.median(fwd):.3f} s")
+    print(
+        f"{args.tag} {precision}: {step_s * 1e3:.1f} ms/step = {args.batch / step_s:.0f} img/s "
+        f"(cpu/wall {clock.ratio:.2f}); forward {2 * args.sample_batch}: "
+        f"{statistics.median(fwd):.3f} s"
+    )
     for k, ms, c in rows[:14]:
         print(f"  {ms:8.2f} ms  {ms / total:6.1%}  x{c:<4d} {k}")
     print(f"wrote {path}")

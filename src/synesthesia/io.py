@@ -213,8 +213,10 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     except PermissionError:
         raise InputError(f"{path}: {what} not readable (permission denied)") from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: {what} is not UTF-8 text ({exc.reason} at byte "
-                         f"{exc.start}); restore or delete it") from exc
+        raise InputError(
+            f"{path}: {what} is not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start}); restore or delete it"
+        ) from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -201,6 +201,8 @@ def _dispatch(verb: str, rest: list[str]) -> int | None:
         )
     if rest[0] in KINDS and not Path(rest[0]).exists():
         kind, rest = rest[0], rest[1:]
+        if rest and rest[0] in ("-h", "--help"):
+            _kind_parser(verb, kind).parse_args(["--help"])  # this kind's options; exits 0
         if not rest or rest[0].startswith("-"):
             raise CommandError(f"{verb} {kind}: give the CHECKPOINT folder after the kind")
     else:
@@ -210,9 +212,16 @@ def _dispatch(verb: str, rest: list[str]) -> int | None:
         raise CommandError(
             f"{rest[0]}: kind {kind!r} has no {verb} (kinds with {verb}: {', '.join(able)})"
         )
+    args = _kind_parser(verb, kind).parse_args(rest)
+    return getattr(entry, action)(args, args.checkpoint)
+
+
+def _kind_parser(verb: str, kind: str) -> argparse.ArgumentParser:
+    """The parser of ``synesthesia VERB CHECKPOINT [options]`` for checkpoints of ``kind``."""
+    _, options, _ = _VERBS[verb]
     parser = Parser(prog=f"synesthesia {verb}", description=f"{verb} a {kind!r} checkpoint")
     parser.add_argument("checkpoint", type=Path, help="checkpoint folder")
-    if getattr(entry, options) is not None:
-        getattr(entry, options)(parser)
-    args = parser.parse_args(rest)
-    return getattr(entry, action)(args, args.checkpoint)
+    add = getattr(KINDS[kind], options)
+    if add is not None:
+        add(parser)
+    return parser

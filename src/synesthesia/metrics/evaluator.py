@@ -129,9 +129,8 @@ def score_samples(
 
 def load_evaluator(folder: str | Path) -> tuple[HierarchicalSensoryNet, dict]:
     """An evaluator saved by :func:`train_evaluator` (weights + config.json); clear errors."""
-    from synesthesia.io import load_pretrained
-
     from synesthesia.errors import InputError
+    from synesthesia.io import load_pretrained
 
     state, config = load_pretrained(folder)
     if config.get("kind") != EVALUATOR_KIND:
