@@ -55,6 +55,21 @@ def make_file(name: str, data: bytes | str = b"x", mode: int | None = None):
     return prepare
 
 
+def with_run(case: Case, trained: Path) -> Case:
+    """``case`` with a copy of the training run ``trained`` in ``{tmp}/run`` (prepared first)."""
+    import dataclasses
+    import shutil
+
+    prepare = case.prepare
+
+    def both(tmp: Path) -> None:
+        shutil.copytree(trained, tmp / "run")
+        if prepare is not None:
+            prepare(tmp)
+
+    return dataclasses.replace(case, prepare=both)
+
+
 def _one_line(err: str) -> str:
     lines = [line for line in err.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""

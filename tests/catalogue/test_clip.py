@@ -7,15 +7,13 @@ is a tiny saved model. Every output path is checked before any work and named as
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from catalogue import Case
+from catalogue import Case, make_file, make_folder, with_run
 from synesthesia.cli import main
 
 TRAIN = ["train", "clip", "--modalities", "image,text", "--batch-size", "8", "--no-progress"]
@@ -29,18 +27,6 @@ def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("clip-run") / "run"
     assert main([*TRAIN, "--max-steps", "2", "--out", str(out), "--no-eval"]) == 0
     return out
-
-
-def _file(name: str, data: bytes = b"x"):
-    def prepare(tmp: Path) -> None:
-        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / name).write_bytes(data)
-
-    return prepare
-
-
-def _folder(name: str):
-    return lambda tmp: (tmp / name).mkdir(parents=True, exist_ok=True)
 
 
 def _wav(name: str):
@@ -127,25 +113,26 @@ def _fsdd_with(*names: str):
 CASES = [
     # output paths, checked before any work, named as given
     Case("train-out-is-file", [*TRAIN, "--out", "{tmp}/t.sh"], "is a file",
-         prepare=_file("t.sh")),
+         prepare=make_file("t.sh")),
     Case("train-out-under-file", [*TRAIN, "--out", "{tmp}/t.sh/run"], "t.sh is a file",
-         prepare=_file("t.sh")),
+         prepare=make_file("t.sh")),
     Case("train-out-read-only", [*TRAIN, "--out", "/proc/run"], "--out /proc/run: cannot write"),
     Case("train-cache-dir-is-file", [*SPEECH, "--out", "{tmp}/r", "--cache-dir", "{tmp}/t.sh"],
-         "--cache-dir", prepare=_file("t.sh")),
+         "--cache-dir", prepare=make_file("t.sh")),
     Case("train-cache-dir-under-file", [*SPEECH, "--out", "{tmp}/r", "--cache-dir",
-                                        "{tmp}/t.sh/c"], "t.sh is a file", prepare=_file("t.sh")),
+                                        "{tmp}/t.sh/c"], "t.sh is a file",
+         prepare=make_file("t.sh")),
     Case("train-cache-dir-read-only", [*SPEECH, "--out", "{tmp}/r", "--cache-dir", "/proc/c"],
          "cannot write in /proc"),
     Case("train-cache-env-is-file", [*SPEECH, "--out", "{tmp}/r"], "$SYNESTHESIA_CACHE",
-         prepare=_file("t.sh"), env={"SYNESTHESIA_CACHE": "{tmp}/t.sh"}),
+         prepare=make_file("t.sh"), env={"SYNESTHESIA_CACHE": "{tmp}/t.sh"}),
     # the FSDD folder
     Case("train-fsdd-missing", [*SPEECH, "--out", "{tmp}/r", "--fsdd", "{tmp}/nowhere"],
          "nowhere not found"),
     Case("train-fsdd-is-file", [*SPEECH, "--out", "{tmp}/r", "--fsdd", "{tmp}/t.sh"],
-         "is a file", prepare=_file("t.sh")),
+         "is a file", prepare=make_file("t.sh")),
     Case("train-fsdd-empty", [*SPEECH, "--out", "{tmp}/r", "--fsdd", "{tmp}/fsdd"],
-         "holds no", prepare=_folder("fsdd")),
+         "holds no", prepare=make_folder("fsdd")),
     Case("train-fsdd-bad-name", [*SPEECH, "--out", "{tmp}/r", "--fsdd", "{tmp}/fsdd"],
          "x.wav: fsdd file names", prepare=_fsdd_with("x.wav")),
     Case("train-fsdd-unknown-speaker", [*SPEECH, "--out", "{tmp}/r", "--fsdd", "{tmp}/fsdd",
@@ -155,7 +142,7 @@ CASES = [
          "needs --fsdd"),
     Case("train-fsdd-corrupt-wav", [*SPEECH, "--out", "{tmp}/r", "--fsdd", "{tmp}/fsdd",
                                     "--n-speech", "10"], "0_alice_1.wav: cannot read wav",
-         prepare=_then(_fsdd_with("0_alice_0.wav"), _file("fsdd/0_alice_1.wav", b"RIFF..."))),
+         prepare=_then(_fsdd_with("0_alice_0.wav"), make_file("fsdd/0_alice_1.wav", b"RIFF..."))),
     # values
     Case("train-seed-negative", [*TRAIN, "--seed", "-5", "--out", "{tmp}/r"], "--seed"),
     Case("train-seed-overflow", [*TRAIN, "--seed", "99999999999999999999", "--out", "{tmp}/r"],
@@ -200,8 +187,8 @@ CASES = [
     # the checkpoint given to eval
     Case("eval-missing", ["eval", "clip", "{tmp}/nothing"], "no such checkpoint"),
     Case("eval-missing-no-kind", ["eval", "{tmp}/nothing"], "no such checkpoint"),
-    Case("eval-is-file", ["eval", "clip", "{tmp}/t.sh"], "is a file", prepare=_file("t.sh")),
-    Case("eval-no-config", ["eval", "clip", "{tmp}/d"], "config.json", prepare=_folder("d")),
+    Case("eval-is-file", ["eval", "clip", "{tmp}/t.sh"], "is a file", prepare=make_file("t.sh")),
+    Case("eval-no-config", ["eval", "clip", "{tmp}/d"], "config.json", prepare=make_folder("d")),
     Case("eval-corrupted-config", ["eval", CKPT], "corrupted or truncated json",
          prepare=_then(_tiny_checkpoint, _edit("ckpt/config.json", lambda d: d[:40]))),
     Case("eval-truncated-weights", ["eval", CKPT], "corrupted or truncated safetensors",
@@ -222,9 +209,9 @@ CASES = [
              lambda c: {**c, "format": 9})))),
     # eval's outputs, checked before loading anything
     Case("eval-json-is-folder", ["eval", CKPT, "--json", "{tmp}/d.json"], "is a folder",
-         prepare=_then(_tiny_checkpoint, _folder("d.json"))),
+         prepare=_then(_tiny_checkpoint, make_folder("d.json"))),
     Case("eval-json-under-file", ["eval", CKPT, "--json", "{tmp}/t.sh/s.json"], "t.sh is a file",
-         prepare=_then(_tiny_checkpoint, _file("t.sh"))),
+         prepare=_then(_tiny_checkpoint, make_file("t.sh"))),
     Case("eval-json-read-only", ["eval", CKPT, "--json", "/proc/x.json"],
          "--json /proc/x.json: cannot write", prepare=_tiny_checkpoint),
     Case("eval-json-extension", ["eval", CKPT, "--json", "{tmp}/s.txt"], ".json",
@@ -232,7 +219,7 @@ CASES = [
     Case("eval-plot-extension", ["eval", CKPT, "--plot", "{tmp}/x.xyz"], "must end in .png",
          prepare=_tiny_checkpoint),
     Case("eval-plot-is-folder", ["eval", CKPT, "--plot", "{tmp}/p.png"], "is a folder",
-         prepare=_then(_tiny_checkpoint, _folder("p.png"))),
+         prepare=_then(_tiny_checkpoint, make_folder("p.png"))),
     Case("eval-plot-read-only", ["eval", CKPT, "--plot", "/proc/x.png"], "cannot write",
          prepare=_tiny_checkpoint),
     Case("eval-fsdd-missing", ["eval", CKPT, "--fsdd", "{tmp}/nowhere"], "nowhere not found",
@@ -242,20 +229,9 @@ CASES = [
 ]  # fmt: skip
 
 
-def _with_run(case: Case, trained: Path) -> Case:
-    prepare = case.prepare
-
-    def both(tmp: Path) -> None:
-        shutil.copytree(trained, tmp / "run")
-        if prepare is not None:
-            prepare(tmp)
-
-    return dataclasses.replace(case, prepare=both)
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_input_is_one_clear_line(case, trained, check_case):
-    check_case(_with_run(case, trained))
+    check_case(with_run(case, trained))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")

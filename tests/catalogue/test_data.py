@@ -10,24 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from catalogue import Case
+from catalogue import Case, make_file, make_folder
 from synesthesia.data.speech import espeak_available
 
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="needs eSpeak NG")
 SPEECH = ["data", "speech", "--n-clips", "2", "--no-progress"]
 SAY = ["data", "say", "seven"]
-
-
-def _file(name: str, data: bytes = b"x"):
-    def prepare(tmp: Path) -> None:
-        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / name).write_bytes(data)
-
-    return prepare
-
-
-def _folder(name: str):
-    return lambda tmp: (tmp / name).mkdir(parents=True, exist_ok=True)
 
 
 def _damaged_cache(file: str, keep: int):
@@ -46,12 +34,12 @@ def _damaged_cache(file: str, keep: int):
 CASES = [
     # data speech: the cache folder
     Case("speech-cache-dir-is-file", [*SPEECH, "--cache-dir", "{tmp}/t.sh"],
-         "--cache-dir", prepare=_file("t.sh")),
+         "--cache-dir", prepare=make_file("t.sh")),
     Case("speech-cache-dir-under-file", [*SPEECH, "--cache-dir", "{tmp}/t.sh/c"],
-         "t.sh is a file", prepare=_file("t.sh")),
+         "t.sh is a file", prepare=make_file("t.sh")),
     Case("speech-cache-dir-read-only", [*SPEECH, "--cache-dir", "/proc/c"],
          "--cache-dir /proc/c: cannot write"),
-    Case("speech-cache-env-is-file", SPEECH, "$SYNESTHESIA_CACHE", prepare=_file("t.sh"),
+    Case("speech-cache-env-is-file", SPEECH, "$SYNESTHESIA_CACHE", prepare=make_file("t.sh"),
          env={"SYNESTHESIA_CACHE": "{tmp}/t.sh"}),
     Case("speech-cache-env-read-only", SPEECH, "$SYNESTHESIA_CACHE /proc/c",
          env={"SYNESTHESIA_CACHE": "/proc/c"}),
@@ -74,9 +62,9 @@ CASES = [
     # data say: the output file, checked before speaking
     Case("say-out-read-only", [*SAY, "--out", "/proc/x.wav"], "--out /proc/x.wav: cannot write"),
     Case("say-out-is-folder", [*SAY, "--out", "{tmp}/adir.wav"], "is a folder",
-         prepare=_folder("adir.wav")),
+         prepare=make_folder("adir.wav")),
     Case("say-out-under-file", [*SAY, "--out", "{tmp}/t.sh/s.wav"], "t.sh is a file",
-         prepare=_file("t.sh")),
+         prepare=make_file("t.sh")),
     Case("say-out-extension", [*SAY, "--out", "{tmp}/x.mp3"], "must end in .wav"),
     Case("say-out-missing", SAY, "--out"),
     # data say: the text and the voice

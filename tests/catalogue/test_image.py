@@ -6,14 +6,13 @@ folder, so a row may corrupt it freely; ``{tmp}`` is the test's temporary folder
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from catalogue import ROOT, Case, make_file, make_folder
+from catalogue import ROOT, Case, make_file, make_folder, with_run
 from synesthesia.cli import main
 
 TRAIN = ["train", "image", "--data", "digits8x8", "--preset", "tiny", "--batch-size", "32"]
@@ -140,20 +139,9 @@ CASES = [
 ]  # fmt: skip
 
 
-def _with_run(case: Case, trained: Path) -> Case:
-    prepare = case.prepare
-
-    def both(tmp: Path) -> None:
-        shutil.copytree(trained, tmp / "run")
-        if prepare is not None:
-            prepare(tmp)
-
-    return dataclasses.replace(case, prepare=both)
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_input_is_one_clear_line(case, trained, check_case):
-    check_case(_with_run(case, trained))
+    check_case(with_run(case, trained))
 
 
 def test_nothing_is_written_when_the_input_is_bad(trained, tmp_path, capsys):
