@@ -76,3 +76,22 @@ def test_measure_train_step_leaves_the_model_and_threads_alone():
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_an_unsettled_probe_reports_its_fastest_recent_step():
+    """Budget spent during warm-up (9, 6, 4 s): the guess is 4 s, not the median 6 s."""
+    import synesthesia.training.timing as timing
+
+    durations = iter([9.0, 6.0, 4.0, 3.0])
+    clock = {"t": 0.0}
+
+    def call():
+        clock["t"] += next(durations)
+
+    real = timing.time.perf_counter
+    timing.time.perf_counter = lambda: clock["t"]
+    try:
+        seconds, times = time_until_stable(call, max_seconds=19.0)
+    finally:
+        timing.time.perf_counter = real
+    assert times == [9.0, 6.0, 4.0] and seconds == 4.0

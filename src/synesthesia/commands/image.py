@@ -436,6 +436,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         train_s=result.wall_s,
         train_images_per_s=result.items_per_s,
         planned_steps=plan["max_steps"],
+        replanned_steps=plan.get("replanned_steps"),
         probe_s=plan.get("probe_s"),
         evaluator_s=evaluator_s,
         sampling_estimate_s=sampling_s,

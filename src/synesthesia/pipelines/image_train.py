@@ -9,6 +9,7 @@ slows down (the trainer then saves a checkpoint and stops early).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -257,7 +258,27 @@ def train_class_to_image(
             eval_every=options.eval_every,
             progress=options.progress,
         )
-    trainer = Trainer(model, loss_fn, train, config, model_config=model_config, eval_fn=eval_fn)
+    replan = None
+    if not resume and options.max_steps is None and minutes is not None:
+        fit_budget_s = minutes * 60.0
+
+        def replan(step: int, elapsed_s: float, seconds_per_step: float) -> int:
+            # the probe's plan, corrected by the steps really taken (7 % kept for checkpoints)
+            left = max(fit_budget_s - elapsed_s, 0.0)
+            new = step + max(1, math.floor(0.93 * left / max(seconds_per_step, 1e-9)))
+            model_config["max_steps"] = new
+            plan["replanned_steps"] = new
+            return new
+
+    trainer = Trainer(
+        model,
+        loss_fn,
+        train,
+        config,
+        model_config=model_config,
+        eval_fn=eval_fn,
+        replan=replan,
+    )
     result = trainer.fit(resume=resume, allow_changes=changes)
     rest = {k: v for k, v in model_config.items() if k not in ("unet", "schedule", "prediction")}
     rest.pop("kind", None)

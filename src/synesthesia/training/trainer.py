@@ -194,6 +194,8 @@ class _Run:
     snapshot: tuple | None = None  # RNG states before the step under way (None: none is)
     # A completed step whose row is not written yet: {"row": {...}, "evaluate": bool}
     unfinished: dict[str, Any] | None = None
+    step_ends: list[float] = dataclasses.field(default_factory=list)  # for replan
+    replanned: bool = False
 
 
 class Trainer:
@@ -225,6 +227,7 @@ class Trainer:
         model_config: dict | None = None,
         eval_fn: EvalFn | None = None,
         collate_fn: Callable[[list], Any] | None = None,
+        replan: Callable[[int, float, float], int] | None = None,
     ) -> None:
         from accelerate import Accelerator
 
@@ -252,6 +255,11 @@ class Trainer:
         self.model_config = model_config
         self.eval_fn = eval_fn
         self.collate_fn = collate_fn
+        # replan(step, fit_seconds, seconds_per_step) -> max_steps, called once in a fresh run
+        # at the end of the learning-rate warm-up (where the LR does not yet depend on
+        # max_steps), from the steps really taken: a time budget is then used, not guessed.
+        self.replan = replan
+        self._resumed = False
         # Mixed precision is applied by this trainer (torch.autocast around loss_fn), not by
         # Accelerator(mixed_precision=...): accelerate's state is a process-wide singleton that
         # cannot switch precision between two trainers in one process.
@@ -377,6 +385,7 @@ class Trainer:
                 )
             self._fresh_start()
         self._fitted = True
+        self._resumed = resume
         if acc.is_main_process:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             # an unfinished step's partial row is dropped here and rewritten whole below
@@ -416,8 +425,32 @@ class Trainer:
                 "row": self._log_window(step, run),
                 "evaluate": self._evaluation_due(step),
             }
+        self._maybe_replan(run)
         self._evaluate_log_checkpoint(step, run)
         return self._stop_reason(step)
+
+    def _maybe_replan(self, run: _Run) -> None:
+        """Once, in a fresh single-process run, at the end of warm-up: let ``replan`` reset
+        ``max_steps`` from the measured step time (the median of the last ten steps)."""
+        run.step_ends.append(time.perf_counter())
+        cfg = self.config
+        if (
+            self.replan is None
+            or run.replanned
+            or self._resumed
+            or self.accelerator.num_processes > 1
+            or self.step < max(cfg.warmup_steps, 4)
+        ):
+            return
+        run.replanned = True
+        ends = run.step_ends[-11:]
+        gaps = sorted(b - a for a, b in zip(ends, ends[1:], strict=False))
+        seconds = gaps[len(gaps) // 2] if gaps else (ends[-1] - run.start)
+        new = int(self.replan(self.step, ends[-1] - run.start, seconds))
+        if new != cfg.max_steps and new > self.step:
+            cfg.max_steps = new
+            run.bar.total = new
+            run.bar.refresh()
 
     def _log_window(self, step: _Step, run: _Run) -> dict[str, object] | None:
         """Add the step to the logging window; the window's row when one is due."""
