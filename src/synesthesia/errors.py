@@ -22,7 +22,6 @@ __all__ = [
     "check_finite",
     "check_output_dir",
     "check_output_file",
-    "check_readable_file",
     "short",
 ]
 
@@ -133,15 +132,3 @@ def _probe_write(folder: Path, what: str, given: str) -> None:
         raise InputError(f"{where}: cannot write in {folder} ({reason.lower()})") from None
     os.close(fd)
     os.unlink(tmp)
-
-
-def check_readable_file(path: str | os.PathLike, what: str) -> Path:
-    """``path`` exists, is a file and can be read; else an :class:`InputError` naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise MissingInputError(f"{what} {path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{what} {path}: is a folder, expected a file")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{what} {path}: not readable (permission denied)")
-    return path

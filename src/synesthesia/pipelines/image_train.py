@@ -98,16 +98,24 @@ def estimate_sampling_s(
     return seconds * batches * count_nfe(schedule, method, steps)
 
 
-def resumable_settings(out_dir: str | Path) -> dict:
-    """The settings of the run in ``out_dir`` that a resumption must keep: preset, data,
-    batch_size, seed (read through the trainer's public :func:`read_run_state`)."""
+def _saved_run(out_dir: str | Path) -> tuple[dict, dict]:
+    """``(trainer state, model config)`` of the image run in ``out_dir``, with clear errors
+    (the state through the trainer's public :func:`read_run_state`)."""
     from synesthesia.io import read_json
     from synesthesia.training import read_run_state
 
     state = read_run_state(out_dir)
-    model_config = read_json(Path(out_dir) / "checkpoint" / "config.json", what="config file")
-    if not isinstance(model_config, dict):
-        model_config = {}
+    path = Path(out_dir) / "checkpoint" / "config.json"
+    model_config = read_json(path, what="config file")
+    if not isinstance(model_config, dict) or model_config.get("kind") != "image":
+        raise InputError(f"{path}: not an image-diffusion run")
+    return state, model_config
+
+
+def resumable_settings(out_dir: str | Path) -> dict:
+    """The settings of the run in ``out_dir`` that a resumption must keep: preset, data,
+    batch_size, seed."""
+    state, model_config = _saved_run(out_dir)
     saved = state["config"]
     return {
         "preset": model_config.get("preset"),
@@ -124,14 +132,7 @@ def _resumed_config(out_dir: Path, options: ImageTrainOptions, data_name: str, i
     length) and differs from the saved run is an error naming it and both values; pass
     ``max_steps`` larger than the saved one to extend a finished run (a stated override).
     """
-    from synesthesia.io import read_json
-    from synesthesia.training import read_run_state
-
-    state = read_run_state(out_dir)
-    ckpt = out_dir / "checkpoint"
-    model_config = read_json(ckpt / "config.json", what="config file")
-    if not isinstance(model_config, dict) or model_config.get("kind") != "image":
-        raise InputError(f"{ckpt / 'config.json'}: not an image-diffusion run")
+    state, model_config = _saved_run(out_dir)
     saved = state["config"]
     unet = model_config.get("unet", {})
     given = {

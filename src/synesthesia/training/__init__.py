@@ -30,7 +30,6 @@ from synesthesia.training.trainer import (
     derive_seed,
     epoch_permutation,
     read_run_state,
-    resolve_mixed_precision,
 )
 
 __all__ = [
@@ -53,5 +52,4 @@ __all__ = [
     "lr_at",
     "lr_factor",
     "read_run_state",
-    "resolve_mixed_precision",
 ]

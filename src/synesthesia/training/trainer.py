@@ -78,12 +78,6 @@ class NonFiniteLossError(FloatingPointError, InputError):
     clipping, float32), so the command prints it as one line naming the step."""
 
 
-def resolve_mixed_precision(mode: str, device: torch.device | str) -> str:
-    """``"bf16"`` or ``"no"``: kept for callers of the old name; see
-    :func:`synesthesia.training.precision.resolve_precision`."""
-    return resolve_precision(mode, device)
-
-
 def read_run_state(out_dir: str | Path) -> dict:
     """The saved state of the training run in ``out_dir`` (from its latest checkpoint).
 
