@@ -18,7 +18,7 @@ from synesthesia.commands import Parser
 from synesthesia.errors import InputError
 
 # One module per room under synesthesia.commands; each has register(subparsers).
-COMMAND_MODULES = ("oracle", "data", "image", "clip", "brain")
+COMMAND_MODULES = ("oracle", "data", "image", "autoencoder", "text2image", "clip", "brain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,6 @@ slows down (the trainer then saves a checkpoint and stops early).
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,9 +126,10 @@ def resumable_settings(out_dir: str | Path) -> dict:
 def _resumed_config(out_dir: Path, options: ImageTrainOptions, data_name: str, image_size: int):
     """The saved model config of the run in ``out_dir``, after checking ``options`` against it.
 
-    An option that would change the run (preset, data, batch size, seed, precision, schedule
-    length) and differs from the saved run is an error naming it and both values; pass
-    ``max_steps`` larger than the saved one to extend a finished run (a stated override).
+    An option that would change the run (preset, data, batch size, seed) and differs from the
+    saved run is an error naming it and both values; ``max_steps`` larger than the saved one
+    extends a finished run (a stated override, checked by
+    :func:`synesthesia.training.budget.resumed_schedule`).
     """
     state, model_config = _saved_run(out_dir)
     saved = state["config"]
@@ -148,15 +147,7 @@ def _resumed_config(out_dir: Path, options: ImageTrainOptions, data_name: str, i
                 f"{name}: the run in {out_dir} used {was!r}, this call gives {now!r}; resume "
                 "with the run's own settings, or start a new run in another --out"
             )
-    max_steps = int(saved["max_steps"])
-    if options.max_steps is not None and options.max_steps != max_steps:
-        if options.max_steps < int(state["step"]):
-            raise InputError(
-                f"--max-steps {options.max_steps}: the run in {out_dir} is already at step "
-                f"{state['step']} (planned {max_steps})"
-            )
-        max_steps = options.max_steps
-    return model_config, max_steps, saved
+    return model_config
 
 
 def train_class_to_image(
@@ -173,116 +164,56 @@ def train_class_to_image(
     (:func:`synesthesia.training.timing.measure_train_step`, within a probe budget that
     scales with the run's) and the LR schedule is planned to end in time.
     """
-    from synesthesia.training import Trainer, TrainerConfig, resolve_precision
-    from synesthesia.training.timing import measure_train_step, plan_steps, probe_budget_s
+    from synesthesia.training.budget import BudgetOptions, fit_budgeted
 
     start = time.perf_counter()
     out_dir = Path(options.out_dir)
     num_classes = int(train.labels.max()) + 1
-    precision = resolve_precision(options.mixed_precision, "cpu")
     if resume:
         image_size = int(train.images.shape[-1])
-        model_config, max_steps, saved = _resumed_config(out_dir, options, train.name, image_size)
+        model_config = _resumed_config(out_dir, options, train.name, image_size)
         unet_config = UNetConfig.from_dict(model_config["unet"])
         recipe = ImageRecipe.from_dict(model_config["recipe"])
-        plan = {"max_steps": max_steps, "seconds_per_step": None, "resumed": True}
     else:
         recipe = options.recipe
         unet_config = default_unet_config(options.preset, train.images, num_classes)
         if options.unet_overrides:
             unet_config = UNetConfig.from_dict({**unet_config.to_dict(), **options.unet_overrides})
         model_config = build_model_config(unet_config, recipe, train.name, preset=options.preset)
-        max_steps = options.max_steps
     schedule = NoiseSchedule.from_config(model_config["schedule"])
     torch.manual_seed(options.seed)
     model = options.build_model(unet_config) if options.build_model else UNet(unet_config)
     loss_fn = image_loss_fn(recipe, schedule, model.null_class)
-
-    minutes = options.minutes
-    if not resume:
-        timing = None
-        if max_steps is None:
-            if minutes is None:
-                raise ValueError("give minutes (a time budget) or max_steps")
-            n = min(options.batch_size, len(train))
-            batch = (train.images[:n], train.labels[:n])
-            timing = measure_train_step(
-                model,
-                loss_fn,
-                batch,
-                precision,
-                budget_s=probe_budget_s(minutes),
-                pick_threads=options.pick_threads,
-            )
-        spent = time.perf_counter() - start
-        p = plan_steps(minutes, timing.seconds if timing else None, max_steps, spent_s=spent)
-        max_steps, minutes = p.max_steps, p.max_minutes
-        plan = {
-            "max_steps": max_steps,
-            "seconds_per_step": timing.seconds if timing else None,
-            "probe_s": spent,
-            "threads": torch.get_num_threads(),
-            "precision": precision,
-        }
-        model_config["max_steps"] = max_steps
-
-    changes: set[str] = set()
-    if resume:  # the saved run's settings; a longer schedule is the one stated override
-        known = {f.name for f in dataclasses.fields(TrainerConfig)}
-        kept = {k: v for k, v in saved.items() if k in known}
-        if int(kept["max_steps"]) != max_steps:
-            changes.add("max_steps")
-        config = TrainerConfig(
-            **{
-                **kept,
-                "out_dir": str(out_dir),
-                "max_steps": max_steps,
-                "max_minutes": minutes,
-                "progress": options.progress,
-                "betas": tuple(kept.get("betas", (0.9, 0.999))),
-            }
-        )
-        model_config["max_steps"] = max_steps
-    else:
-        config = TrainerConfig(
-            out_dir=str(out_dir),
-            batch_size=options.batch_size,
-            max_steps=max_steps,
-            max_minutes=minutes,
-            lr=options.lr,
-            warmup_steps=min(options.warmup_steps, max(1, max_steps // 10)),
-            ema_decay=options.ema_decay,
-            mixed_precision=precision,
-            seed=options.seed,
-            log_every=options.log_every,
-            checkpoint_every=options.checkpoint_every,
-            eval_every=options.eval_every,
-            progress=options.progress,
-        )
-    replan = None
-    if not resume and options.max_steps is None and minutes is not None:
-        fit_budget_s = minutes * 60.0
-
-        def replan(step: int, elapsed_s: float, seconds_per_step: float) -> int:
-            # the probe's plan, corrected by the steps really taken (7 % kept for checkpoints)
-            left = max(fit_budget_s - elapsed_s, 0.0)
-            new = step + max(1, math.floor(0.93 * left / max(seconds_per_step, 1e-9)))
-            model_config["max_steps"] = new
-            plan["replanned_steps"] = new
-            return new
-
-    trainer = Trainer(
+    n = min(options.batch_size, len(train))
+    budget = BudgetOptions(
+        out_dir=str(out_dir),
+        minutes=options.minutes,
+        max_steps=options.max_steps,
+        batch_size=options.batch_size,
+        lr=options.lr,
+        warmup_steps=options.warmup_steps,
+        ema_decay=options.ema_decay,
+        precision=options.mixed_precision,
+        seed=options.seed,
+        log_every=options.log_every,
+        checkpoint_every=options.checkpoint_every,
+        eval_every=options.eval_every,
+        progress=options.progress,
+        pick_threads=options.pick_threads,
+    )
+    trainer, result, plan = fit_budgeted(
         model,
         loss_fn,
         train,
-        config,
-        model_config=model_config,
+        budget,
+        model_config,
+        probe_batch=lambda: (train.images[:n], train.labels[:n]),
+        resume=resume,
         eval_fn=eval_fn,
-        replan=replan,
+        started=start,
     )
-    result = trainer.fit(resume=resume, allow_changes=changes)
     rest = {k: v for k, v in model_config.items() if k not in ("unet", "schedule", "prediction")}
     rest.pop("kind", None)
+    precision = trainer.mixed_precision
     pipe = ClassToImagePipeline(trainer.ema_model, schedule, recipe.prediction, rest, precision)
-    plan["total_s"] = time.perf_counter() - start
     return pipe, result, plan

@@ -1,0 +1,190 @@
+"""A time-bounded (or resumed) training run: probe, plan, replan, fit. One home for every model.
+
+Every model that trains "for N minutes" (class-to-image, text-to-image, the autoencoder, video,
+audio) does the same thing around the trainer: time a few real steps
+(:func:`~synesthesia.training.timing.measure_train_step`, within
+:func:`~synesthesia.training.timing.probe_budget_s`), fit the learning-rate schedule into
+what is left (:func:`~synesthesia.training.timing.plan_steps`), correct the plan once at the
+end of warm-up from the steps really taken (the trainer's ``replan``), and on ``--resume``
+rebuild the saved run's :class:`TrainerConfig`, with a larger ``max_steps`` the one stated
+override. :func:`fit_budgeted` does it; a caller supplies the model, its loss, its data and the
+``config.json`` its checkpoints carry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synesthesia.errors import InputError
+from synesthesia.training.config import TrainerConfig, TrainResult
+
+#: Share of the time left after warm-up that the replanned schedule fills (the rest is kept
+#: for checkpoints and the last log row).
+REPLAN_SHARE = 0.93
+
+
+@dataclass
+class BudgetOptions:
+    """The trainer knobs a time-bounded run sets (the rest keep :class:`TrainerConfig`'s)."""
+
+    out_dir: str
+    minutes: float | None = None  # budget of the whole call, probe included
+    max_steps: int | None = None  # explicit schedule length; wins over the planned one
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    ema_decay: float | None = 0.999
+    precision: str = "auto"  # resolved here, once ("auto": bf16 only where native and faster)
+    seed: int = 0
+    log_every: int = 25
+    checkpoint_every: int = 500
+    eval_every: int | None = None
+    progress: bool = True
+    pick_threads: bool = True  # probe one CPU thread too and keep the faster setting
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+
+
+def resumed_schedule(state: dict, max_steps: int | None, out_dir: str | Path) -> int:
+    """The schedule length of a resumed run: the saved one, or a larger ``max_steps``.
+
+    ``state`` is :func:`~synesthesia.training.read_run_state`'s dict. A ``max_steps`` below the
+    step already reached is an error naming both.
+    """
+    saved = int(state["config"]["max_steps"])
+    if max_steps is None or max_steps == saved:
+        return saved
+    if max_steps < int(state["step"]):
+        raise InputError(
+            f"--max-steps {max_steps}: the run in {out_dir} is already at step "
+            f"{state['step']} (planned {saved})"
+        )
+    return int(max_steps)
+
+
+def fit_budgeted(
+    model: torch.nn.Module,
+    loss_fn: Callable[..., Any],
+    dataset: Any,
+    options: BudgetOptions,
+    model_config: dict,
+    probe_batch: Callable[[], Any] | Any = None,
+    resume: bool = False,
+    eval_fn: Callable[..., dict] | None = None,
+    collate_fn: Callable[[list], Any] | None = None,
+    started: float | None = None,
+) -> tuple[Any, TrainResult, dict]:
+    """Train ``model`` within ``options.minutes`` (or for ``options.max_steps``); resume.
+
+    ``model_config`` is the ``config.json`` of every checkpoint; its ``"max_steps"`` entry is
+    kept equal to the schedule (planned, replanned or extended). ``probe_batch`` (a batch, or
+    a function returning one) feeds the throughput probe of a fresh time-bounded run.
+    ``started`` (a ``time.perf_counter()`` value) is when the caller's budget began, so data
+    preparation counts against it. Returns ``(trainer, result, plan)``: the trainer holds the
+    EMA model, ``plan`` says what was measured and decided (JSON-ready).
+    """
+    from synesthesia.training import Trainer, read_run_state, resolve_precision
+    from synesthesia.training.timing import measure_train_step, plan_steps, probe_budget_s
+
+    start = time.perf_counter() if started is None else started
+    precision = resolve_precision(options.precision, "cpu")
+    minutes = options.minutes
+    changes: set[str] = set()
+    replan = None
+    if resume:
+        state = read_run_state(options.out_dir)
+        saved = state["config"]
+        max_steps = resumed_schedule(state, options.max_steps, options.out_dir)
+        if int(saved["max_steps"]) != max_steps:
+            changes.add("max_steps")
+        known = {f.name for f in dataclasses.fields(TrainerConfig)}
+        kept = {k: v for k, v in saved.items() if k in known}
+        config = TrainerConfig(
+            **{
+                **kept,
+                "out_dir": str(options.out_dir),
+                "max_steps": max_steps,
+                "max_minutes": minutes,
+                "progress": options.progress,
+                "betas": tuple(kept.get("betas", (0.9, 0.999))),
+            }
+        )
+        plan: dict = {"max_steps": max_steps, "seconds_per_step": None, "resumed": True}
+    else:
+        timing = None
+        max_steps = options.max_steps
+        if max_steps is None:
+            if minutes is None:
+                raise ValueError("give minutes (a time budget) or max_steps")
+            batch = probe_batch() if callable(probe_batch) else probe_batch
+            if batch is None:
+                raise ValueError("a time-bounded run needs probe_batch for its throughput probe")
+            timing = measure_train_step(
+                model,
+                loss_fn,
+                batch,
+                precision,
+                budget_s=probe_budget_s(minutes),
+                pick_threads=options.pick_threads,
+                grad_clip=options.grad_clip,
+            )
+        spent = time.perf_counter() - start
+        p = plan_steps(minutes, timing.seconds if timing else None, max_steps, spent_s=spent)
+        max_steps, minutes = p.max_steps, p.max_minutes
+        plan = {
+            "max_steps": max_steps,
+            "seconds_per_step": timing.seconds if timing else None,
+            "probe_s": spent,
+            "threads": torch.get_num_threads(),
+            "precision": precision,
+        }
+        config = TrainerConfig(
+            out_dir=str(options.out_dir),
+            batch_size=options.batch_size,
+            max_steps=max_steps,
+            max_minutes=minutes,
+            lr=options.lr,
+            weight_decay=options.weight_decay,
+            warmup_steps=min(options.warmup_steps, max(1, max_steps // 10)),
+            grad_clip=options.grad_clip,
+            ema_decay=options.ema_decay,
+            mixed_precision=precision,
+            seed=options.seed,
+            log_every=options.log_every,
+            checkpoint_every=options.checkpoint_every,
+            eval_every=options.eval_every,
+            progress=options.progress,
+        )
+        if options.max_steps is None and minutes is not None:
+            fit_budget_s = minutes * 60.0
+
+            def replan(step: int, elapsed_s: float, seconds_per_step: float) -> int:
+                # the probe's plan, corrected by the steps really taken
+                left = max(fit_budget_s - elapsed_s, 0.0)
+                new = step + max(1, math.floor(REPLAN_SHARE * left / max(seconds_per_step, 1e-9)))
+                model_config["max_steps"] = new
+                plan["replanned_steps"] = new
+                return new
+
+    model_config["max_steps"] = max_steps
+    trainer = Trainer(
+        model,
+        loss_fn,
+        dataset,
+        config,
+        model_config=model_config,
+        eval_fn=eval_fn,
+        collate_fn=collate_fn,
+        replan=replan,
+    )
+    result = trainer.fit(resume=resume, allow_changes=changes)
+    plan["total_s"] = time.perf_counter() - start
+    return trainer, result, plan
