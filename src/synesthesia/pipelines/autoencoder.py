@@ -442,21 +442,9 @@ def train_autoencoder(
     if minutes is not None and not resume and options.max_steps is None:
         minutes = max(minutes - SCALING_RESERVE_S / 60.0, minutes / 2)
     n = min(options.batch_size, len(train))
-    budget = BudgetOptions(
-        out_dir=str(out_dir),
-        minutes=minutes,
-        max_steps=options.max_steps,
-        batch_size=options.batch_size,
-        lr=options.lr,
-        warmup_steps=options.warmup_steps,
-        ema_decay=options.ema_decay,
-        precision=options.precision,
-        seed=options.seed,
-        log_every=options.log_every,
-        checkpoint_every=options.checkpoint_every,
-        progress=options.progress,
-        pick_threads=options.pick_threads,
-    )
+    # the trainer knobs of the options, by name (the rest keep BudgetOptions' defaults)
+    shared = {f.name for f in fields(BudgetOptions)} & {f.name for f in fields(options)}
+    budget = BudgetOptions(**{**{k: getattr(options, k) for k in shared}, "minutes": minutes})
     trainer, result, plan = fit_budgeted(
         model,
         loss_fn,
