@@ -251,3 +251,30 @@ def test_resume_after_an_interrupt_gives_the_uninterrupted_losses(tmp_path, digi
     # a resumed run refuses another seed, naming it
     with pytest.raises(InputError, match="seed: the run .* used 0, this call gives 1"):
         train_autoencoder(train, _options(tmp_path / "cut", seed=1), resume=True)
+
+
+def test_comparison_grid_puts_each_row_of_originals_above_its_reconstructions(tmp_path, digits):
+    import numpy as np
+    from PIL import Image
+
+    from synesthesia.pipelines.autoencoder import comparison_grid, reconstruct
+
+    _, val = digits
+    ae, x = _tiny_ae().eval(), val.images[:5]
+    path = comparison_grid(ae, x, tmp_path / "g.png", nrow=3, scale=1)
+    grid = np.asarray(Image.open(path), dtype=np.float32) / 255.0
+    assert grid.shape == (4 * 10 + 2, 3 * 10 + 2)  # rows: originals, reconstructions, twice
+
+    def tile(row: int, col: int) -> np.ndarray:
+        y, x0 = 2 + row * 10, 2 + col * 10
+        return grid[y : y + 8, x0 : x0 + 8]
+
+    def pixels(img) -> np.ndarray:
+        return np.rint((img.clamp(-1, 1).numpy()[0] + 1) / 2 * 255) / 255
+
+    rec = reconstruct(ae, x)
+    for i in range(5):
+        row, col = divmod(i, 3)
+        np.testing.assert_allclose(tile(2 * row, col), pixels(x[i]), atol=1e-6)
+        np.testing.assert_allclose(tile(2 * row + 1, col), pixels(rec[i]), atol=1e-6)
+    assert tile(2, 2).max() == 0.0 and tile(3, 2).max() == 0.0  # padding tiles are blank
