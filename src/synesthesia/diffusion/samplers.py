@@ -14,7 +14,7 @@ Karras et al. 2022), ``lambda = log(a / s)`` (half log-SNR, Lu et al. 2022).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -85,8 +85,27 @@ class PredictionModel:
 Callback = Callable[[dict], None]
 
 
-def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def randn(shape: Sequence[int], generator: Generators, dtype: torch.dtype = torch.float32):
+    """Standard normal noise of ``shape``, drawn on the CPU (the same on every device).
+
+    ``generator`` may be one generator or a list of them, one per item along the first axis
+    (as diffusers accepts): item i then depends on generator i only, so a batched call equals
+    one call per item with the same generators.
+    """
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]} items")
+        return torch.stack(
+            [torch.randn(tuple(shape[1:]), generator=g, dtype=dtype) for g in generator]
+        )
+    return torch.randn(tuple(shape), generator=generator, dtype=dtype)
+
+
+def _randn_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
+    return randn(x.shape, generator, x.dtype).to(x.device)
 
 
 def _steps(grid: SamplingGrid, progress: bool, desc: str):
@@ -129,7 +148,7 @@ def sample_ddpm(
     grid: SamplingGrid,
     *,
     eta: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     progress: bool = True,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -161,7 +180,7 @@ def sample_ddim(
     grid: SamplingGrid,
     *,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     progress: bool = True,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -183,7 +202,7 @@ def sample_dpmpp_2m(
     grid: SamplingGrid,
     *,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     progress: bool = True,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -231,7 +250,7 @@ def sample_euler(
     grid: SamplingGrid,
     *,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     progress: bool = True,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -256,7 +275,7 @@ def sample_heun(
     grid: SamplingGrid,
     *,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     progress: bool = True,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -309,7 +328,7 @@ def sample(
     steps: int = 20,
     eta: float = 0.0,
     prediction: str = "eps",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     cond: dict | None = None,
     clip_x0: float | None = None,
     dynamic_threshold: float | None = None,
@@ -335,7 +354,8 @@ def sample(
         steps: number of sampler steps (<= ``schedule.num_timesteps``).
         eta: DDIM stochasticity (0 deterministic, 1 ancestral).
         prediction: what the denoiser returns: "eps", "x0" or "v".
-        generator: source of all randomness (initial noise and ancestral noise).
+        generator: source of all randomness (initial noise and ancestral noise): one
+            generator, or a list of one per item (see :func:`randn`).
         cond: keyword arguments passed to every denoiser call (e.g. ``{"labels": y}``).
         clip_x0: clamp the predicted x0 to [-clip_x0, clip_x0] (pixel space; off by default).
         dynamic_threshold: percentile for Imagen's dynamic thresholding (off by default).
@@ -363,7 +383,7 @@ def sample(
         raise ValueError(f"shape must be a non-empty tuple of positive sizes, got {shape}")
     grid = schedule.sampling_grid(steps, spacing=spacing, karras=karras, rho=rho)
     if x_T is None:
-        x = torch.randn(shape, generator=generator, dtype=dtype)
+        x = randn(shape, generator, dtype)
         x = x.to(device) if device is not None else x
     else:
         if tuple(x_T.shape) != shape:

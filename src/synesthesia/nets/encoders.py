@@ -120,7 +120,11 @@ class TextEncoder(nn.Module):
         )
         self.out_dim = config.dim
 
-    def forward(self, ids: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_tokens(
+        self, ids: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-token features ``B x L x dim`` (what cross-attention reads, as Stable Diffusion
+        reads CLIP's last hidden states); padded positions are left as computed."""
         if ids.ndim != 2:
             raise ValueError(f"ids must be B x L, got shape {tuple(ids.shape)}")
         length = ids.shape[1]
@@ -131,9 +135,18 @@ class TextEncoder(nn.Module):
         if padding_mask is None:
             padding_mask = ids == self.config.pad_id
         x = self.token(ids) + self.position[:length]
-        x = self.blocks(x, src_key_padding_mask=padding_mask)
-        keep = (~padding_mask).unsqueeze(-1).to(x.dtype)
-        return (x * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        return self.blocks(x, src_key_padding_mask=padding_mask)
+
+    @staticmethod
+    def pool(tokens: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        """The mean of ``tokens`` (B x L x D) over non-padding positions: B x D."""
+        keep = (~padding_mask).unsqueeze(-1).to(tokens.dtype)
+        return (tokens * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+
+    def forward(self, ids: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if padding_mask is None:
+            padding_mask = ids == self.config.pad_id
+        return self.pool(self.encode_tokens(ids, padding_mask), padding_mask)
 
 
 @dataclass

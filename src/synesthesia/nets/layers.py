@@ -86,19 +86,22 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
-def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """``F.scaled_dot_product_attention`` of (B, heads, N, d) tensors, in float32 on the CPU.
 
-    Under bf16 autocast on the CPU, the fused attention kernel's backward pass is about 8x
-    slower in bf16 than in float32 for the short sequences of a small U-Net (19.5 vs 2.5 ms
-    for 64 x 4 heads x 49 tokens x 16 dims, forward + backward, torch 2.13 on 2 cores), so
-    on the CPU the attention core runs in float32 (also the more accurate choice) and the
-    result returns in the input dtype. On other devices the input dtype is kept.
+    ``attn_mask``: optional boolean mask broadcastable to (B, heads, N, M), True where a query
+    may attend to a key. Under bf16 autocast on the CPU, the fused attention kernel's backward
+    pass is about 8x slower in bf16 than in float32 for the short sequences of a small U-Net
+    (19.5 vs 2.5 ms for 64 x 4 heads x 49 tokens x 16 dims, forward + backward, torch 2.13 on 2
+    cores), so on the CPU the attention core runs in float32 (also the more accurate choice)
+    and the result returns in the input dtype. On other devices the input dtype is kept.
     """
     if q.device.type != "cpu" or q.dtype == torch.float32:
-        return F.scaled_dot_product_attention(q, k, v)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     with torch.autocast("cpu", enabled=False):
-        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask)
     return out.to(q.dtype)
 
 
@@ -123,23 +126,44 @@ class Attention(nn.Module):
         self.to_kv = nn.Linear(context_dim or channels, 2 * channels, bias=False)
         self.proj = zero_module(nn.Linear(channels, channels))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, C, H, W); context: (B, L, context_dim) for cross-attention -> (B, C, H, W)."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: (B, C, H, W); context: (B, L, context_dim) for cross-attention -> (B, C, H, W).
+
+        ``context_mask`` (B, L), True where a context token is padding: padded tokens get no
+        attention weight, so padding never changes the output. Every row must keep at least
+        one token (a prompt keeps its ``[CLS]``).
+        """
         b, c, hgt, wid = x.shape
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
+        mask = None
         if self.context_dim is None:
             source = tokens
         elif context is None:
             raise ValueError("this is a cross-attention block: pass context (B, L, context_dim)")
         else:
             source = context
+            if context_mask is not None:
+                if context_mask.shape != context.shape[:2]:
+                    raise ValueError(
+                        f"context_mask must be (B, L) = {tuple(context.shape[:2])}, got "
+                        f"{tuple(context_mask.shape)}"
+                    )
+                keep = ~context_mask.bool()
+                if not bool(keep.any(dim=1).all()):
+                    raise ValueError("context_mask pads every token of some row; keep one")
+                mask = keep[:, None, None, :]  # (B, 1, 1, L): every head and query
         q = self.to_q(tokens)
         k, v = self.to_kv(source).chunk(2, dim=-1)
 
         def heads(z: torch.Tensor) -> torch.Tensor:
             return z.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # (B, heads, N, d)
 
-        out = sdpa(heads(q), heads(k), heads(v))
+        out = sdpa(heads(q), heads(k), heads(v), attn_mask=mask)
         out = self.proj(out.transpose(1, 2).flatten(2))  # (B, HW, C)
         return x + out.transpose(1, 2).reshape(b, c, hgt, wid)
 

@@ -47,6 +47,9 @@ class UNetConfig:
     num_heads: int = 4
     num_classes: int | None = 10  # None: unconditional. Label num_classes is the null class.
     context_dim: int | None = None  # cross-attention over a token context when set
+    # levels with cross-attention (the middle always has it); None: the attention_levels
+    cross_attention_levels: tuple[int, ...] | None = None
+    pooled_dim: int | None = None  # a pooled context vector added to the time embedding
     groups: int = 8
     dropout: float = 0.0
     upsample_conv: bool = False  # a 3x3 conv after each nearest-neighbour upsampling
@@ -55,13 +58,22 @@ class UNetConfig:
     def __post_init__(self) -> None:
         self.channel_mults = tuple(self.channel_mults)
         self.attention_levels = tuple(self.attention_levels)
+        if self.cross_attention_levels is not None:
+            self.cross_attention_levels = tuple(self.cross_attention_levels)
         if not self.channel_mults:
             raise ValueError("channel_mults must name at least one level")
-        bad = [a for a in self.attention_levels if not 0 <= a < len(self.channel_mults)]
-        if bad:
-            raise ValueError(
-                f"attention_levels {bad} out of range for {len(self.channel_mults)} levels"
-            )
+        for name in ("attention_levels", "cross_attention_levels"):
+            levels = getattr(self, name) or ()
+            bad = [a for a in levels if not 0 <= a < len(self.channel_mults)]
+            if bad:
+                raise ValueError(f"{name} {bad} out of range for {len(self.channel_mults)} levels")
+
+    @property
+    def cross_levels(self) -> tuple[int, ...]:
+        """The levels with cross-attention (when ``context_dim`` is set)."""
+        if self.cross_attention_levels is None:
+            return self.attention_levels
+        return self.cross_attention_levels
 
     @property
     def time_embed_dim(self) -> int:
@@ -72,6 +84,8 @@ class UNetConfig:
         d = asdict(self)
         d["channel_mults"] = list(self.channel_mults)
         d["attention_levels"] = list(self.attention_levels)
+        if self.cross_attention_levels is not None:
+            d["cross_attention_levels"] = list(self.cross_attention_levels)
         return d
 
     @classmethod
@@ -107,24 +121,31 @@ def unet_preset(name: str, **overrides) -> UNetConfig:
 class _Block(nn.Module):
     """A residual block, optionally followed by (self- and/or cross-) attention."""
 
-    def __init__(self, cin: int, cout: int, cfg: UNetConfig, attend: bool) -> None:
+    def __init__(
+        self, cin: int, cout: int, cfg: UNetConfig, attend: bool, cross: bool | None = None
+    ) -> None:
         super().__init__()
+        cross = attend if cross is None else cross
         self.res = ResBlock(cin, cout, cfg.time_embed_dim, cfg.groups, cfg.dropout)
         self.attn = Attention(cout, cfg.num_heads, groups=cfg.groups) if attend else None
         self.cross = (
             Attention(cout, cfg.num_heads, cfg.context_dim, cfg.groups)
-            if attend and cfg.context_dim
+            if cross and cfg.context_dim
             else None
         )
 
     def forward(
-        self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor,
+        context: torch.Tensor | None,
+        context_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x = self.res(x, emb)
         if self.attn is not None:
             x = self.attn(x)
         if self.cross is not None:
-            x = self.cross(x, context)
+            x = self.cross(x, context, context_mask)
         return x
 
 
@@ -144,6 +165,8 @@ class UNet(nn.Module):
         self.class_embed = (
             nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes is not None else None
         )
+        # A pooled text vector joins the time embedding (Saharia et al. 2022, Imagen, sec. 2.2)
+        self.pooled_proj = nn.Linear(cfg.pooled_dim, emb_dim) if cfg.pooled_dim else None
 
         self.conv_in = nn.Conv2d(cfg.in_channels, widths[0], 3, padding=1)
 
@@ -154,7 +177,9 @@ class UNet(nn.Module):
         for level, width in enumerate(widths):
             blocks = nn.ModuleList()
             for _ in range(cfg.num_res_blocks):
-                blocks.append(_Block(ch, width, cfg, level in cfg.attention_levels))
+                blocks.append(
+                    _Block(ch, width, cfg, level in cfg.attention_levels, level in cfg.cross_levels)
+                )
                 ch = width
                 skips.append(ch)
             self.down.append(blocks)
@@ -164,8 +189,8 @@ class UNet(nn.Module):
                 skips.append(ch)
 
         # Middle, at the lowest resolution: always with attention.
-        self.mid1 = _Block(ch, ch, cfg, attend=True)
-        self.mid2 = _Block(ch, ch, cfg, attend=False)
+        self.mid1 = _Block(ch, ch, cfg, attend=True, cross=True)
+        self.mid2 = _Block(ch, ch, cfg, attend=False, cross=False)
 
         # Up path: each block concatenates one skip tensor.
         self.up = nn.ModuleList()
@@ -174,7 +199,13 @@ class UNet(nn.Module):
             blocks = nn.ModuleList()
             for _ in range(cfg.num_res_blocks + 1):
                 blocks.append(
-                    _Block(ch + skips.pop(), widths[level], cfg, level in cfg.attention_levels)
+                    _Block(
+                        ch + skips.pop(),
+                        widths[level],
+                        cfg,
+                        level in cfg.attention_levels,
+                        level in cfg.cross_levels,
+                    )
                 )
                 ch = widths[level]
             self.up.append(blocks)
@@ -188,8 +219,14 @@ class UNet(nn.Module):
         """The label meaning "no class" (classifier-free guidance), or None if unconditional."""
         return self.config.num_classes
 
-    def embed(self, t: torch.Tensor, labels: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """The conditioning vector (B, emb_dim) from timesteps and class labels."""
+    def embed(
+        self,
+        t: torch.Tensor,
+        labels: torch.Tensor | None,
+        batch: int,
+        pooled: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The conditioning vector (B, emb_dim) from timesteps, class labels, pooled context."""
         t = torch.as_tensor(t, device=self.conv_in.weight.device)
         if t.ndim == 0:
             t = t.expand(batch)
@@ -208,6 +245,10 @@ class UNet(nn.Module):
             emb = emb + self.class_embed(labels)
         elif labels is not None:
             raise ValueError("this U-Net is unconditional (num_classes=None): do not pass labels")
+        if self.pooled_proj is not None:
+            if pooled is None:
+                raise ValueError(f"this U-Net takes pooled (B, {self.config.pooled_dim})")
+            emb = emb + self.pooled_proj(pooled.to(emb.dtype))
         return emb
 
     def forward(
@@ -216,29 +257,35 @@ class UNet(nn.Module):
         t: torch.Tensor,
         labels: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: (B, C, H, W) noisy images; t: (B,) float timesteps -> prediction (B, C, H, W)."""
+        """x: (B, C, H, W) noisy images; t: (B,) float timesteps -> prediction (B, C, H, W).
+
+        ``context`` (B, L, context_dim) with ``context_mask`` (B, L, True where padded) feeds
+        the cross-attention blocks; ``pooled`` (B, pooled_dim) joins the time embedding.
+        """
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"x must be (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}"
             )
-        emb = self.embed(t, labels, x.shape[0])
+        emb = self.embed(t, labels, x.shape[0], pooled)
 
         h = self.conv_in(x)
         skips = [h]
         for blocks, down in zip(self.down, self.downsample):
             for block in blocks:
-                h = block(h, emb, context)
+                h = block(h, emb, context, context_mask)
                 skips.append(h)
             if not isinstance(down, nn.Identity):
                 h = down(h)
                 skips.append(h)
 
-        h = self.mid2(self.mid1(h, emb, context), emb, context)
+        h = self.mid2(self.mid1(h, emb, context, context_mask), emb, context)
 
         for blocks, up in zip(self.up, self.upsample):
             for block in blocks:
-                h = block(torch.cat([h, skips.pop()], dim=1), emb, context)
+                h = block(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
             if not isinstance(up, nn.Identity):
                 h = up(h, size=skips[-1].shape[-2:])
 

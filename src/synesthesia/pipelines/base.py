@@ -173,13 +173,17 @@ class DiffusionPipeline:
         self._precision_mode, self._precision = precision, None
         return self
 
-    def network_call(self, fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        """``fn`` (a network call) run at the pipeline's precision, float32 out."""
+    def network_call(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` (a network call) run at the pipeline's precision, float32 out (a tensor, or
+        a dict whose floating-point tensors are cast)."""
         precision, device = self.precision, self.device
 
-        def call(*args: Any, **kwargs: Any) -> torch.Tensor:
+        def call(*args: Any, **kwargs: Any) -> Any:
             with autocast(precision, device):
-                return fn(*args, **kwargs).float()
+                out = fn(*args, **kwargs)
+            if isinstance(out, dict):
+                return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+            return out.float()
 
         return call
 
@@ -193,36 +197,52 @@ class DiffusionPipeline:
         guidance_scale: float,
         num_inference_steps: int,
         method: str,
-        generator: torch.Generator | None,
+        generator: torch.Generator | list[torch.Generator] | None,
         batch_size: int,
         eta: float = 0.0,
         clip_x0: float | None = 1.0,
         progress: bool = False,
+        guidance_rescale: float = 0.0,
     ) -> torch.Tensor:
         """Run the sampler over ``shape[0]`` items in batches of ``batch_size``.
 
         ``cond`` holds per-item tensors (split with the batch); ``uncond`` the null condition
-        (broadcast) for classifier-free guidance, used when ``guidance_scale != 1``.
+        for classifier-free guidance, used when ``guidance_scale != 1``: tensors of batch 1
+        (broadcast) or of ``shape[0]`` items (split with the batch, e.g. negative prompts).
+        ``generator``: one generator, or a list of one per item (then item i depends only on
+        generator i, so a batched call equals one call per item).
         """
+        n = shape[0]
+        if isinstance(generator, (list, tuple)) and len(generator) != n:
+            raise InputError(f"got {len(generator)} generators for {n} images; give one or {n}")
         if len(shape) == 4 and self.channels_last:
             denoiser = _channels_last(denoiser, self.network)
-        if guidance_scale != 1.0 and uncond is not None:
-            denoiser = cfg_denoiser(denoiser, guidance_scale, uncond=uncond)
-        n = shape[0]
         chunks = []
         for lo in range(0, n, batch_size):
             part = {k: v[lo : lo + batch_size] for k, v in cond.items()}
             size = min(batch_size, n - lo)
+            guided = denoiser
+            if guidance_scale != 1.0 and uncond is not None:
+                null = {
+                    k: v[lo : lo + batch_size] if v.shape[0] == n and n > 1 else v
+                    for k, v in uncond.items()
+                }
+                guided = cfg_denoiser(denoiser, guidance_scale, null, guidance_rescale)
+            gen = (
+                generator[lo : lo + batch_size]
+                if isinstance(generator, (list, tuple))
+                else generator
+            )
             chunks.append(
                 sample(
-                    denoiser,
+                    guided,
                     (size, *shape[1:]),
                     self.schedule,
                     method=method,
                     steps=num_inference_steps,
                     eta=eta,
                     prediction=self.prediction,
-                    generator=generator,
+                    generator=gen,
                     cond=part,
                     clip_x0=clip_x0,
                     progress=progress,

@@ -617,13 +617,15 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         decay = ema_decay_at(self.ema_updates, self.config)
-        ema_params = list(self.ema_model.parameters())
-        params = list(self.model.parameters())
-        if len(ema_params) != len(params):
-            raise RuntimeError("the EMA model and the model have different parameters")
+        pairs = list(zip(self.ema_model.parameters(), self.model.parameters(), strict=True))
+        ema_params = [e for e, p in pairs if p.requires_grad]
+        params = [p.detach() for _, p in pairs if p.requires_grad]
         # exponential moving average: e <- decay * e + (1 - decay) * p (one fused pass)
         torch._foreach_mul_(ema_params, decay)
-        torch._foreach_add_(ema_params, [p.detach() for p in params], alpha=1.0 - decay)
+        torch._foreach_add_(ema_params, params, alpha=1.0 - decay)
+        for e, p in pairs:  # frozen parts (a frozen text tower, an autoencoder): copied exactly
+            if not p.requires_grad:
+                e.copy_(p)
         for e, b in zip(self.ema_model.buffers(), self.model.buffers(), strict=True):
             e.copy_(b)
         self.ema_updates += 1
