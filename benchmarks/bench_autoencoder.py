@@ -16,7 +16,7 @@ Every result carries the machine record (``training.machine.machine_record``) an
 CPU time / wall time of the training: on 2 cores a ratio well below 2 means contention.
 
     python benchmarks/bench_autoencoder.py --minutes 5
-    python benchmarks/bench_autoencoder.py --variants mse l1_mse wide --variant-minutes 5 \
+    python benchmarks/bench_autoencoder.py --variants l1 l1_mse wide --variant-minutes 5 \
         --skip-default
 """
 
@@ -43,9 +43,9 @@ from synesthesia.training.machine import CpuWallClock, machine_record
 #: Variants tried beside the default (network overrides, recipe).
 VARIANTS: dict[str, dict] = {
     "default": {},
-    "mse": {"recipe": AutoencoderRecipe(l1_weight=0.0, mse_weight=1.0)},
+    "l1": {"recipe": AutoencoderRecipe(l1_weight=1.0, mse_weight=0.0)},
     "l1_mse": {"recipe": AutoencoderRecipe(l1_weight=1.0, mse_weight=1.0)},
-    "feature": {"recipe": AutoencoderRecipe(feature_weight=0.1), "evaluator": True},
+    "feature": {"recipe": AutoencoderRecipe(feature_weight=0.01), "evaluator": True},
     "wide": {"config": {"channels": (32, 64)}},
     "kl_1e-4": {"recipe": AutoencoderRecipe(kl_weight=1e-4)},
     "attention": {"config": {"mid_attention": True}},

@@ -121,7 +121,7 @@ def test_recipe_checks_and_round_trip():
     with pytest.raises(ValueError, match="kl_weight"):
         AutoencoderRecipe(kl_weight=-1.0)
     with pytest.raises(ValueError, match="reconstruction loss"):
-        AutoencoderRecipe(l1_weight=0.0)
+        AutoencoderRecipe(l1_weight=0.0, mse_weight=0.0)
 
 
 def test_measured_scaling_gives_unit_std_latents(digits):
