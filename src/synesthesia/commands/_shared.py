@@ -116,9 +116,10 @@ def add_precision_option(p: argparse.ArgumentParser) -> None:
 class CheckpointKind:
     """What ``synesthesia sample`` and ``synesthesia eval`` can do with one kind of checkpoint.
 
-    ``evaluate(args, checkpoint)`` / ``sample(args, checkpoint)`` run the command;
-    ``eval_options(parser)`` / ``sample_options(parser)`` add this kind's own options to a
-    parser of its own (so kinds never share, or collide in, one option list).
+    ``evaluate(args, checkpoint)`` / ``sample(args, checkpoint)`` / ``generate(args,
+    checkpoint)`` run the command; ``eval_options(parser)`` / ``sample_options(parser)`` /
+    ``generate_options(parser)`` add this kind's own options to a parser of its own (so kinds
+    never share, or collide in, one option list).
     """
 
     name: str
@@ -126,12 +127,19 @@ class CheckpointKind:
     eval_options: Callable[[argparse.ArgumentParser], None] | None = None
     sample: Callable[[argparse.Namespace, Path], int | None] | None = None
     sample_options: Callable[[argparse.ArgumentParser], None] | None = None
+    generate: Callable[[argparse.Namespace, Path], int | None] | None = None
+    generate_options: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 KINDS: dict[str, CheckpointKind] = {}
 _VERBS = {
     "eval": ("evaluate", "eval_options", "evaluate a checkpoint: eval CHECKPOINT [options]"),
     "sample": ("sample", "sample_options", "generate from a checkpoint: sample CHECKPOINT ..."),
+    "generate": (
+        "generate",
+        "generate_options",
+        "generate from a prompt: generate CHECKPOINT PROMPT [options]",
+    ),
 }
 
 
