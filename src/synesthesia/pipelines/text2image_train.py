@@ -217,10 +217,10 @@ def _latent_data(train: ImageSet, autoencoder_folder: str):
             f"{autoencoder_folder}: the autoencoder takes images {want}, the data has "
             f"{tuple(train.images.shape[1:])}"
         )
-    return ae, latent_moments(ae, train.images)
+    return ae, posterior_moments(ae, train.images)
 
 
-def latent_moments(autoencoder, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
+def posterior_moments(autoencoder, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
     """The posterior moments (N, 2C, h, w) of ``images``: means, then log-variances."""
     with torch.no_grad():
         parts = []
@@ -289,7 +289,7 @@ def train_text_to_image(
         autoencoder = model.autoencoder
         model_config = saved_config
         if autoencoder is not None:
-            moments = latent_moments(autoencoder, data.images)
+            moments = posterior_moments(autoencoder, data.images)
     else:
         autoencoder = moments = None
         if options.autoencoder is not None:
@@ -390,7 +390,7 @@ __all__ = [
     "TextRecipe",
     "TextTrainOptions",
     "caption_ids",
-    "latent_moments",
+    "posterior_moments",
     "text_loss_fn",
     "train_text_to_image",
 ]
