@@ -294,6 +294,7 @@ def train_text_to_image(
         autoencoder = moments = None
         if options.autoencoder is not None:
             autoencoder, moments = _latent_data(data, options.autoencoder)
+        torch.manual_seed(seed)  # the whole start (text encoder, then U-Net) follows the seed
         text, tokenizer, frozen, source = _text_encoder(options, VOCABULARY)
         preset = options.preset or ("latent" if autoencoder is not None else "small")
         if preset not in TEXT_PRESETS:
@@ -302,7 +303,6 @@ def train_text_to_image(
             c, size = autoencoder.config.latent_shape[0], autoencoder.config.latent_shape[1]
         else:
             c, size = int(data.images.shape[1]), int(data.images.shape[-1])
-        torch.manual_seed(seed)
         unet_cfg = unet_preset(
             "small",
             **{
