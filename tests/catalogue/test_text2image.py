@@ -278,12 +278,9 @@ def test_bad_input_is_one_clear_line(case, trained, check_case):
     check_case(with_run(case, trained))
 
 
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN[c.id])) for c in DEFECTS],
-    ids=lambda c: c.id,
-)
-def test_known_defects(case, trained, check_case):
+@pytest.mark.parametrize("case", DEFECTS, ids=lambda c: c.id)
+def test_found_defects_are_one_clear_line(case, trained, check_case):
+    """Defects found in review (KNOWN says what each was); fixed, they stay fixed."""
     check_case(with_run(case, trained))
 
 
@@ -323,11 +320,6 @@ def test_pipeline_call_bad_input_is_one_input_error(pipe, kw, fragment):
     assert fragment in str(exc.value) and "\n" not in str(exc.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="prompt=None (or a number) raises TypeError from list(prompt) in "
-    "TextToImagePipeline.__call__, not an InputError naming prompt",
-)
 @pytest.mark.parametrize("prompt", [None, 7])
 def test_pipeline_prompt_of_the_wrong_type_is_an_input_error(pipe, prompt):
     with pytest.raises(InputError, match="prompt"):

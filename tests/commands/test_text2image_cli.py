@@ -175,12 +175,6 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path, capsys, monkeyp
     assert state["step"] == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the resume command printed on Ctrl-C (train text2image --out RUN --resume) fails "
-    "for a run with a non-default --data or --batch-size: their argparse defaults (mnist5k, 64) "
-    "are compared with the run's instead of taken from it (commands/image.py does the latter)",
-)
 def test_resume_takes_the_runs_own_data_and_batch_size(run_dir, tmp_path):
     import shutil
 

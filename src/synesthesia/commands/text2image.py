@@ -123,7 +123,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "time budget; with --latent, in the latent space of a trained autoencoder. The "
         "checkpoint lands in OUT/checkpoint.",
     )
-    train.add_argument("--data", default="mnist5k", help="mnist5k (built in) or an IDX folder")
+    train.add_argument(
+        "--data",
+        default=None,
+        help="mnist5k (built in, default), digits8x8 or an IDX folder (on --resume: the run's)",
+    )
     train.add_argument("--minutes", type=positive_float, default=15.0, help="time budget")
     train.add_argument(
         "--latent",
@@ -141,8 +145,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--preset", choices=TEXT_PRESETS, default=None, help="U-Net size")
     train.add_argument("--out", type=output_dir, default=Path("runs/text2image"), help="run folder")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--seed", type=seed_int, default=0, help="random seed")
-    train.add_argument("--batch-size", type=count_up_to(MAX_BATCH), default=64, help="batch")
+    train.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
+    train.add_argument(
+        "--batch-size", type=count_up_to(MAX_BATCH), default=None, help="batch (default 64)"
+    )
     train.add_argument(
         "--max-steps", type=count_up_to(MAX_TRAIN_STEPS), default=None, help="schedule length"
     )
@@ -177,14 +183,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from synesthesia.pipelines.text2image_train import TextTrainOptions, train_text_to_image
 
-    train, _ = _load_data(args.data)
+    given = {"data": args.data, "batch_size": args.batch_size, "seed": args.seed}
+    if args.resume:  # what is not given comes from the run; what is given must match it
+        from synesthesia.pipelines.text2image_train import resumable_settings
+
+        saved = resumable_settings(args.out)
+        given = {k: saved.get(k) if v is None else v for k, v in given.items()}
+    defaults = {"data": "mnist5k", "batch_size": 64, "seed": 0}
+    given = {k: defaults[k] if v is None else v for k, v in given.items()}
+    train, _ = _load_data(given["data"])
     options = TextTrainOptions(
         out_dir=str(args.out),
         preset=args.preset,
         minutes=args.minutes,
         max_steps=args.max_steps,
-        batch_size=min(args.batch_size, len(train)),
-        seed=args.seed,
+        batch_size=min(given["batch_size"], len(train)),
+        seed=given["seed"],
         precision=args.precision,
         progress=not args.no_progress,
         text_encoder=args.text_encoder,

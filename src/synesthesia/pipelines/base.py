@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from synesthesia.diffusion import NoiseSchedule, cfg_denoiser, sample
+from synesthesia.diffusion.objectives import PREDICTIONS
 from synesthesia.errors import InputError
 from synesthesia.training.precision import autocast, resolve_precision
 
@@ -292,6 +293,10 @@ class DiffusionPipeline:
                 f"({cls.kind!r})"
             )
         config = cls.config_class.from_dict(raw, where)
+        if config.prediction not in PREDICTIONS:
+            raise InputError(
+                f"{where}: prediction must be one of {PREDICTIONS}, got {config.prediction!r}"
+            )
         try:
             pipe = cls._from_parts(config, state, folder)
         except (KeyError, TypeError) as exc:

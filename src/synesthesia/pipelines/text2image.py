@@ -24,6 +24,7 @@ latent model, autoencoder ``autoencoder.*``) and ``config.json``
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,15 @@ class TextToImagePipeline(DiffusionPipeline):
         extra: dict | None = None,
         precision: str = "auto",
     ) -> None:
+        from synesthesia.diffusion.objectives import check_prediction
+
+        check_prediction(prediction)
+        try:
+            guidance_scale = float(guidance_scale)
+        except (TypeError, ValueError):
+            raise ValueError(f"guidance_scale must be a number, got {guidance_scale!r}") from None
+        if not math.isfinite(guidance_scale) or guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}")
         if len(tokenizer) != model.text_encoder.config.vocab_size:
             raise ValueError(
                 f"tokenizer has {len(tokenizer)} tokens, the text encoder "
@@ -226,6 +236,10 @@ class TextToImagePipeline(DiffusionPipeline):
         check_call_options(
             guidance, num_inference_steps, num_images_per_prompt, output_type, batch_size
         )
+        if not isinstance(prompt, (str, list, tuple)):
+            raise InputError(
+                f"prompt must be a string or a list of strings, got {type(prompt).__name__}"
+            )
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise InputError("prompt is an empty list: give at least one prompt")
@@ -295,12 +309,27 @@ class TextToImagePipeline(DiffusionPipeline):
                 f"{folder / 'model.safetensors'}: a latent model without its autoencoder's "
                 "weights; retrain with --latent AUTOENCODER"
             )
+        ae = model.autoencoder
+        if ae is not None and tuple(ae.config.latent_shape) != (
+            model.unet.config.in_channels,
+            model.unet.config.image_size,
+            model.unet.config.image_size,
+        ):
+            raise InputError(
+                f"{where}: the U-Net draws {model.unet.config.in_channels} x "
+                f"{model.unet.config.image_size} x {model.unet.config.image_size}, the "
+                f"autoencoder's latents are {' x '.join(map(str, ae.config.latent_shape))}"
+            )
         load_weights(model, state, folder / "model.safetensors")
-        return cls(
-            model,
-            tokenizer,
-            build_schedule(config, str(where)),
-            config.prediction,
-            config.guidance_scale,
-            config.extra,
-        )
+        schedule = build_schedule(config, str(where))
+        try:
+            return cls(
+                model,
+                tokenizer,
+                schedule,
+                config.prediction,
+                config.guidance_scale,
+                config.extra,
+            )
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: bad text-to-image config ({exc})") from exc
