@@ -71,6 +71,8 @@ def run_one(name: str, minutes: float, train, val, evaluator, seed: int, precisi
             ae, result, plan = train_autoencoder(
                 train, options, evaluator=evaluator if spec.get("evaluator") else None
             )
+    if result.interrupted:  # a cut-short run is no measurement: write nothing
+        raise SystemExit(f"{name}: training interrupted at step {result.step}; nothing written")
     scores = reconstruction_scores(ae, val, evaluator)
     drop = scores["evaluator_accuracy_drop"]
     std_error = abs(scores["latent_std_scaled"] - 1.0)
