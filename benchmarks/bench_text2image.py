@@ -754,7 +754,7 @@ def stage_diffusers(args) -> dict:
     widths, counts = _closest_widths(unet_cfg, _parameters(ours.unet))
     speed = training_speed(ours, widths, args)
 
-    def build(config: UNetConfig):  # seeded by train_text_to_image just before
+    def build(config: UNetConfig):  # called after train_text_to_image seeds torch
         return _DiffusersTextUNet(diffusers_text_unet(config, widths), config)
 
     with mock.patch.object(t2i_train, "UNet", build):
