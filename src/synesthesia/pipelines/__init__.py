@@ -1,4 +1,4 @@
-"""What a user calls to generate: class-to-image (and later text, latent, video, audio).
+"""What a user calls to generate: class-to-image, text-to-image (pixel or latent); later video, audio.
 
 Each pipeline builds on :class:`~synesthesia.pipelines.base.DiffusionPipeline`: a
 diffusers-like call, a dataclass config saved as JSON, ``save_pretrained`` /
@@ -14,6 +14,7 @@ from synesthesia.pipelines.image import (
     image_grid,
     save_image_grid,
 )
+from synesthesia.pipelines.text2image import TextToImageConfig, TextToImagePipeline
 
 __all__ = [
     "ClassToImageConfig",
@@ -25,4 +26,6 @@ __all__ = [
     "ImageRecipe",
     "image_grid",
     "save_image_grid",
+    "TextToImageConfig",
+    "TextToImagePipeline",
 ]
