@@ -1,4 +1,4 @@
-"""What a user calls to generate: class-to-image, text-to-image (pixel or latent); later video, audio.
+"""What a user calls to generate: class-to-image, text-to-image (pixel or latent).
 
 Each pipeline builds on :class:`~synesthesia.pipelines.base.DiffusionPipeline`: a
 diffusers-like call, a dataclass config saved as JSON, ``save_pretrained`` /
