@@ -162,9 +162,9 @@ class DiffusionPipeline:
         """Whether 4-D sampling runs the network in channels-last memory format.
 
         A fixed rule, not a timing, so that a seed gives the same samples on the same machine:
-        channels-last in float32 on a CPU (measured 1.1-1.7x faster per image for the small
-        U-Net; ``benchmarks/out/image/sampling_layout.json``), the default layout under bf16
-        (there channels-last measured 0.5-0.6x).
+        channels-last in float32 on a CPU (1.04-1.22x faster per image for the small U-Net at
+        batch 32-250), the default layout under bf16 (there channels-last measured 0.6x;
+        ``benchmarks/bench_sampling_layout.py`` -> ``benchmarks/out/image/sampling_layout.json``).
         """
         return self.device.type == "cpu" and self.precision == "no"
 
