@@ -9,31 +9,38 @@ Trains the default autoencoder (``synesthesia train autoencoder``'s network and 
   originals;
 - the std of the scaled latents (posterior samples) on held-out digits: 1 +- 0.1.
 
-``--variants NAME ...`` also trains recipe/network variants for ``--variant-minutes`` each
-(interleaved with nothing else; one after another) and scores them the same way.
+``--variants NAME ...`` also trains recipe/network variants, one after another, for
+``--variant-minutes`` each, or for ``--variant-steps`` optimizer steps each (an equal-steps
+comparison that contention cannot skew), and scores them the same way. With variants, the
+seconds of one training step of each (batch 64, the run's precision) are also timed in
+interleaved rounds (A, B, C, A, B, C, ...), so equal steps convert to equal CPU time.
 
 Every result carries the machine record (``training.machine.machine_record``) and process
 CPU time / wall time of the training: on 2 cores a ratio well below 2 means contention.
 
     python benchmarks/bench_autoencoder.py --minutes 5
-    python benchmarks/bench_autoencoder.py --variants l1 l1_mse wide --variant-minutes 5 \
-        --skip-default
+    python benchmarks/bench_autoencoder.py --variants default l1 wide --variant-steps 600 \
+        --skip-default --tag steps600
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from synesthesia.data.images import load_image_splits
 from synesthesia.metrics import get_evaluator
 from synesthesia.pipelines.autoencoder import (
     AutoencoderRecipe,
     AutoencoderTrainOptions,
+    class_spread,
     comparison_grid,
     reconstruction_scores,
     train_autoencoder,
@@ -54,13 +61,23 @@ VARIANTS: dict[str, dict] = {
 TARGETS = {"psnr_db": 24.0, "evaluator_accuracy_drop": 0.01, "latent_std_error": 0.1}
 
 
-def run_one(name: str, minutes: float, train, val, evaluator, seed: int, precision: str) -> dict:
-    """Train variant ``name`` for ``minutes`` and score it on ``val``."""
+def run_one(
+    name: str,
+    minutes: float | None,
+    train,
+    val,
+    evaluator,
+    seed: int,
+    precision: str,
+    max_steps: int | None = None,
+) -> dict:
+    """Train variant ``name`` for ``minutes`` (or ``max_steps``) and score it on ``val``."""
     spec = VARIANTS[name]
     with tempfile.TemporaryDirectory(prefix=f"bench-ae-{name}-") as tmp:
         options = AutoencoderTrainOptions(
             out_dir=tmp,
             minutes=minutes,
+            max_steps=max_steps,
             seed=seed,
             precision=precision,
             progress=False,
@@ -79,6 +96,7 @@ def run_one(name: str, minutes: float, train, val, evaluator, seed: int, precisi
     return {
         "variant": name,
         "minutes": minutes,
+        "max_steps_given": max_steps,
         "network": ae.config.to_dict(),
         "recipe": options.recipe.to_dict(),
         "parameters": sum(p.numel() for p in ae.parameters()),
@@ -122,6 +140,32 @@ def run_one(name: str, minutes: float, train, val, evaluator, seed: int, precisi
     }
 
 
+def step_seconds(names: list[str], train, precision: str, evaluator, rounds: int = 5) -> dict:
+    """Median seconds of one training step (batch 64) of each variant, timed interleaved."""
+    from synesthesia.nets.autoencoder import AutoencoderKL
+    from synesthesia.pipelines.autoencoder import autoencoder_loss_fn, default_autoencoder_config
+    from synesthesia.training.precision import resolve_precision
+    from synesthesia.training.timing import time_calls, training_step
+
+    mode = resolve_precision(precision, "cpu")
+    batch = (train.images[:64], train.labels[:64])
+    steps = {}
+    for name in names:
+        spec = VARIANTS[name]
+        torch.manual_seed(0)
+        ae = AutoencoderKL(default_autoencoder_config(train.images, **spec.get("config", {})))
+        loss_fn = autoencoder_loss_fn(spec.get("recipe", AutoencoderRecipe()), evaluator)
+        steps[name] = training_step(ae, loss_fn, batch, mode)
+        time_calls(steps[name], steps=3)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            times[name] += time_calls(steps[name], steps=3)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    return {"precision": mode, "threads": torch.get_num_threads(), "median_s": medians,
+            "times_s": times}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
@@ -130,6 +174,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--variants", nargs="*", default=[], choices=sorted(VARIANTS))
     parser.add_argument("--variant-minutes", type=float, default=5.0)
+    parser.add_argument("--variant-steps", type=int, default=None)
     parser.add_argument("--skip-default", action="store_true")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--tag", default="", help="suffix of the JSON names")
@@ -151,21 +196,27 @@ def main() -> None:
         record = run_one("default", args.minutes, train, val, evaluator, args.seed, args.precision)
         ae = record.pop("_ae")
         grid = args.out_dir / f"autoencoder_grid{suffix}.png"
-        comparison_grid(ae, val.images[:32], grid, nrow=16, scale=2)
+        comparison_grid(ae, val.images[class_spread(val.labels, 32)], grid, nrow=16, scale=2)
         record.update(common, grid=str(grid))
         path = args.out_dir / f"autoencoder{suffix}.json"
         path.write_text(json.dumps(record, indent=2) + "\n")
         print(json.dumps({k: v for k, v in record.items() if k != "machine"}, indent=2))
     if args.variants:
+        with CpuWallClock() as clock:
+            timing = step_seconds(args.variants, train, args.precision, evaluator)
+        timing.update(cpu_per_wall=clock.ratio, machine=machine_record(timing["precision"]))
+        print("step seconds", json.dumps(timing["median_s"]))
+        minutes = None if args.variant_steps else args.variant_minutes
         rows = []
         for name in args.variants:
-            row = run_one(name, args.variant_minutes, train, val, evaluator, args.seed,
-                          args.precision)  # fmt: skip
+            row = run_one(name, minutes, train, val, evaluator, args.seed, args.precision,
+                          max_steps=args.variant_steps)  # fmt: skip
             row.pop("_ae")
             rows.append(row)
             print(name, json.dumps(row["targets"]), f"cpu/wall {row['cpu_per_wall']:.2f}")
         path = args.out_dir / f"autoencoder_variants{suffix}.json"
-        path.write_text(json.dumps({**common, "variants": rows}, indent=2) + "\n")
+        path.write_text(json.dumps({**common, "step_timing": timing, "variants": rows}, indent=2)
+                        + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -278,3 +278,13 @@ def test_comparison_grid_puts_each_row_of_originals_above_its_reconstructions(tm
         np.testing.assert_allclose(tile(2 * row, col), pixels(x[i]), atol=1e-6)
         np.testing.assert_allclose(tile(2 * row + 1, col), pixels(rec[i]), atol=1e-6)
     assert tile(2, 2).max() == 0.0 and tile(3, 2).max() == 0.0  # padding tiles are blank
+
+
+def test_class_spread_takes_the_classes_in_turn():
+    from synesthesia.pipelines.autoencoder import class_spread
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    assert class_spread(labels, 7).tolist() == [0, 3, 5, 1, 4, 6, 2]
+    assert class_spread(labels, 100).tolist() == [0, 3, 5, 1, 4, 6, 2, 7, 8]
+    shuffled = torch.tensor([2, 0, 1, 0, 2])
+    assert shuffled[class_spread(shuffled, 5)].tolist() == [0, 1, 2, 0, 2]

@@ -94,7 +94,8 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
         "--grid",
         type=output_file(".png"),
         default=None,
-        help="a PNG of held-out digits, each row of originals above its reconstructions",
+        help="a PNG of held-out digits (the classes in turn), each row of originals above its "
+        "reconstructions",
     )
     p.add_argument(
         "--grid-n",
@@ -164,6 +165,7 @@ def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
     from synesthesia.io import atomic_write_json
     from synesthesia.metrics import TRUSTED_ACCURACY, get_evaluator
     from synesthesia.pipelines.autoencoder import (
+        class_spread,
         comparison_grid,
         read_autoencoder,
         reconstruction_scores,
@@ -184,7 +186,8 @@ def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
     scores = reconstruction_scores(ae, val, evaluator, seed=args.seed)
     scores.update(checkpoint=str(checkpoint), data=data, scaling=config.get("scaling"))
     if args.grid:
-        scores["grid"] = str(comparison_grid(ae, val.images[: args.grid_n], args.grid))
+        shown = val.images[class_spread(val.labels, args.grid_n)]
+        scores["grid"] = str(comparison_grid(ae, shown, args.grid, nrow=min(16, args.grid_n)))
     atomic_write_json(out, scores)
     rows = [
         ("PSNR (mean per image)", f"{scores['psnr_db']:.2f} dB"),
