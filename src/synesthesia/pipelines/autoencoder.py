@@ -459,9 +459,7 @@ def train_autoencoder(
     if minutes is not None and not resume and options.max_steps is None:
         minutes = max(minutes - SCALING_RESERVE_S / 60.0, minutes / 2)
     n = min(options.batch_size, len(train))
-    # the trainer knobs of the options, by name (the rest keep BudgetOptions' defaults)
-    shared = {f.name for f in fields(BudgetOptions)} & {f.name for f in fields(options)}
-    budget = BudgetOptions(**{**{k: getattr(options, k) for k in shared}, "minutes": minutes})
+    budget = BudgetOptions.from_options(options, minutes=minutes)
     trainer, result, plan = fit_budgeted(
         model,
         loss_fn,

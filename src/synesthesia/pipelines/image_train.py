@@ -185,21 +185,8 @@ def train_class_to_image(
     model = options.build_model(unet_config) if options.build_model else UNet(unet_config)
     loss_fn = image_loss_fn(recipe, schedule, model.null_class)
     n = min(options.batch_size, len(train))
-    budget = BudgetOptions(
-        out_dir=str(out_dir),
-        minutes=options.minutes,
-        max_steps=options.max_steps,
-        batch_size=options.batch_size,
-        lr=options.lr,
-        warmup_steps=options.warmup_steps,
-        ema_decay=options.ema_decay,
-        precision=options.mixed_precision,
-        seed=options.seed,
-        log_every=options.log_every,
-        checkpoint_every=options.checkpoint_every,
-        eval_every=options.eval_every,
-        progress=options.progress,
-        pick_threads=options.pick_threads,
+    budget = BudgetOptions.from_options(
+        options, out_dir=str(out_dir), precision=options.mixed_precision
     )
     trainer, result, plan = fit_budgeted(
         model,

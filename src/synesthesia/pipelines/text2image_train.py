@@ -371,21 +371,7 @@ def train_text_to_image(
     scale = autoencoder.scaling_factor if autoencoder is not None else None
     loss_fn = text_loss_fn(recipe, schedule, tokenizer.pad_id, tokenizer.cls_id, scale)
     n = min(options.batch_size, len(dataset))
-    budget = BudgetOptions(
-        out_dir=str(out_dir),
-        minutes=options.minutes,
-        max_steps=options.max_steps,
-        batch_size=options.batch_size,
-        lr=options.lr,
-        warmup_steps=options.warmup_steps,
-        ema_decay=options.ema_decay,
-        precision=options.precision,
-        seed=seed,
-        log_every=options.log_every,
-        checkpoint_every=options.checkpoint_every,
-        progress=options.progress,
-        pick_threads=options.pick_threads,
-    )
+    budget = BudgetOptions.from_options(options, out_dir=str(out_dir), seed=seed)
     trainer, result, plan = fit_budgeted(
         model,
         loss_fn,

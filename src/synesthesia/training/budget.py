@@ -52,6 +52,15 @@ class BudgetOptions:
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
 
+    @classmethod
+    def from_options(cls, options: Any, **overrides: Any) -> BudgetOptions:
+        """The fields of a model's options dataclass that share a name with these, by name
+        (the rest keep their defaults), then ``overrides``."""
+        shared = {f.name for f in dataclasses.fields(cls)} & {
+            f.name for f in dataclasses.fields(options)
+        }
+        return cls(**{**{k: getattr(options, k) for k in shared}, **overrides})
+
 
 def resumed_schedule(state: dict, max_steps: int | None, out_dir: str | Path) -> int:
     """The schedule length of a resumed run: the saved one, or a larger ``max_steps``.
