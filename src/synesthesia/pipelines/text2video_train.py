@@ -1,0 +1,308 @@
+"""Train a text-to-video model on moving digits with the one trainer (chapter 13.4.1, 13.4.3).
+
+Data. Every step draws fresh videos from :class:`~synesthesia.data.moving_digits.
+MovingDigitsDataset` (item ``i`` is a function of ``(seed, i)``): a training digit moving
+along one axis, bouncing, with K captions of its trajectory ("a 3 moving left fast"). One
+caption per video is drawn each step and, with probability ``caption_drop``, replaced by the
+empty prompt (the null condition of classifier-free guidance), by the text-to-image loss
+(:func:`~synesthesia.pipelines.text2image_train.text_loss_fn`), which this recipe wraps.
+
+Joint image-video training (Ho et al. 2022, sec. 3.2): with ``image_fraction`` > 0 that share
+of the items are stacks of independent digit images whose temporal mixing is masked out.
+
+Temporal consistency loss (the chapter's 13.4.3, made to fit diffusion): the chapter compares
+predicted and true frames and their frame differences. A diffusion model predicts v (or eps)
+from a noisy video; what it believes the clean video to be is its estimate
+``x0_hat = a x_t - s v`` (Salimans & Ho 2022, sec. 4). The recipe adds
+
+    weight * min(SNR, gamma) * mean ((x0_hat[k+1] - x0_hat[k]) - (x0[k+1] - x0[k]))^2
+
+(``weight`` = ``consistency_weight``, the mean over channels, frames and pixels) to the
+diffusion loss: the frame-difference error of the clean-video estimate, with the
+Min-SNR weight that the diffusion loss itself puts on the x0 error (Hang et al. 2023, eq. 4),
+so ``consistency_weight`` is relative to the main loss. Independent-image items get none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from synesthesia.data.images import ImageSet
+from synesthesia.data.moving_digits import (
+    VIDEO_VOCABULARY,
+    MovingDigitsConfig,
+    MovingDigitsDataset,
+)
+from synesthesia.diffusion import NoiseSchedule, loss_weight, to_x0_eps
+from synesthesia.errors import InputError
+from synesthesia.nets.unet import unet_preset
+from synesthesia.nets.video_unet import (
+    TEMPORAL_KINDS,
+    TextConditionedVideoUNet,
+    VideoUNetConfig,
+    build_video_unet,
+    conv3d_config,
+)
+from synesthesia.pipelines.text2image_train import (
+    TextRecipe,
+    _check_resume,
+    _text_encoder,
+    text_loss_fn,
+)
+from synesthesia.pipelines.text2video import KIND, TextToVideoConfig, TextToVideoPipeline
+from synesthesia.training.budget import BudgetOptions
+
+if TYPE_CHECKING:
+    from synesthesia.training import TrainResult
+
+#: Spatial U-Net sizes for 32 x 32 frames (the temporal layers follow every block).
+VIDEO_PRESETS = {
+    "tiny": dict(base_channels=16, channel_mults=(1, 2), attention_levels=(1,), num_heads=2),
+    "small": dict(base_channels=16, channel_mults=(1, 3, 5), attention_levels=(2,)),
+}
+
+
+@dataclass
+class VideoRecipe:
+    """How a text-to-video model is trained (saved in its config.json)."""
+
+    schedule: str = "cosine"
+    num_timesteps: int = 1000
+    prediction: str = "v"
+    min_snr_gamma: float | None = 5.0
+    caption_drop: float = 0.1  # probability of the empty prompt (the CFG null condition)
+    speed_drop: float = 0.3  # probability of leaving the speed word out of a caption
+    captions_per_video: int = 4
+    consistency_weight: float = 0.5  # the chapter's 13.4.3 weight; 0 turns the term off
+    image_fraction: float = 0.0  # share of independent-image items (joint training)
+    canvas: int = 32
+    frames: int = 8
+    speeds: tuple[int, ...] = (1, 2)
+
+    def __post_init__(self) -> None:
+        self.speeds = tuple(self.speeds)
+        for name in ("caption_drop", "speed_drop"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise InputError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.image_fraction < 1.0:
+            raise InputError(f"image_fraction must lie in [0, 1), got {self.image_fraction}")
+        if not self.consistency_weight >= 0.0:
+            raise InputError(f"consistency_weight must be >= 0, got {self.consistency_weight}")
+        MovingDigitsConfig(self.canvas, self.frames, self.speeds)  # validates them
+
+    @property
+    def world(self) -> MovingDigitsConfig:
+        return MovingDigitsConfig(self.canvas, self.frames, self.speeds)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VideoRecipe:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown VideoRecipe keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class VideoTrainOptions(BudgetOptions):
+    """Options of :func:`train_text_to_video`: the trainer knobs of
+    :class:`~synesthesia.training.budget.BudgetOptions` (``batch_size`` counts videos,
+    default 16), and the model's."""
+
+    batch_size: int = 16
+    preset: str = "small"
+    recipe: VideoRecipe = field(default_factory=VideoRecipe)
+    layout: str = "factorised"  # or "conv3d": the chapter's layout, equal parameter count
+    temporal: tuple[str, ...] = TEMPORAL_KINDS  # () is the per-frame model
+    text_encoder: str = "joint"  # "joint", or the folder of a `train clip` checkpoint
+    text_dim: int = 64
+    text_depth: int = 2
+    guidance_scale: float = 3.0
+    unet_overrides: dict = field(default_factory=dict)
+
+
+def frame_difference_error(x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """Per-item mean squared error (B,) between the frame differences of two videos
+    (B, C, F, H, W): the chapter's 13.4.3 temporal term."""
+    d_hat = x0_hat[:, :, 1:] - x0_hat[:, :, :-1]
+    d = x0[:, :, 1:] - x0[:, :, :-1]
+    return (d_hat.float() - d.float()).pow(2).flatten(1).mean(1)
+
+
+def video_loss_fn(
+    recipe: VideoRecipe, schedule: NoiseSchedule, pad_id: int, cls_id: int
+) -> Callable[..., tuple[torch.Tensor, dict]]:
+    """The trainer's ``loss_fn(model, batch, generator)`` for a text-conditioned video model:
+    the text-to-image diffusion loss on (B, C, F, H, W), plus the consistency term."""
+    text = TextRecipe(
+        schedule=recipe.schedule,
+        num_timesteps=recipe.num_timesteps,
+        prediction=recipe.prediction,
+        min_snr_gamma=recipe.min_snr_gamma,
+        caption_drop=recipe.caption_drop,
+    )
+    base = text_loss_fn(text, schedule, pad_id, cls_id)
+
+    def loss_fn(model, batch, generator: torch.Generator):
+        videos, caps, independent = batch
+        seen: dict[str, torch.Tensor] = {}
+
+        def denoiser(x_t, t, **cond):
+            out = model(x_t, t, independent=independent, **cond)
+            seen.update(x_t=x_t, t=t, out=out)
+            return out
+
+        loss = base(denoiser, (videos, caps), generator)
+        if recipe.consistency_weight == 0:
+            return loss, {}
+        t = seen["t"].round().long().cpu()
+        abar = schedule.alphas_cumprod[t]
+        x0_hat, _ = to_x0_eps(seen["out"].float(), recipe.prediction, seen["x_t"].float(), abar)
+        weight = loss_weight(abar / (1.0 - abar), "x0", recipe.min_snr_gamma)
+        video_items = (~independent.bool()).to(x0_hat.dtype)
+        term = frame_difference_error(x0_hat, videos) * weight.to(x0_hat) * video_items
+        term = term.mean()
+        return loss + recipe.consistency_weight * term, {"consistency": float(term.detach())}
+
+    return loss_fn
+
+
+def _read_run(out_dir: Path) -> tuple[dict, dict]:
+    """(trainer state, checkpoint config.json) of the text-to-video run in ``out_dir``."""
+    from synesthesia.io import read_json
+    from synesthesia.training import read_run_state
+
+    state = read_run_state(out_dir)
+    path = Path(out_dir) / "checkpoint" / "config.json"
+    config = read_json(path, what="config file")
+    if not isinstance(config, dict) or config.get("kind") != KIND:
+        raise InputError(f"{path}: not a text-to-video run")
+    return state, config
+
+
+def resumable_settings(out_dir: str | Path) -> dict:
+    """The settings of the run in ``out_dir`` that a resumption keeps: data, batch, seed."""
+    state, config = _read_run(Path(out_dir))
+    saved = state["config"]
+    return {
+        "data": config.get("data"),
+        "batch_size": saved.get("batch_size"),
+        "seed": saved.get("seed"),
+    }
+
+
+def build_model_config(options: VideoTrainOptions, text_dim: int) -> VideoUNetConfig:
+    """The video U-Net config of ``options`` (preset, layout, temporal layers, world size)."""
+    if options.preset not in VIDEO_PRESETS:
+        raise InputError(
+            f"unknown preset {options.preset!r}; choose one of {sorted(VIDEO_PRESETS)}"
+        )
+    recipe = options.recipe
+    spatial = unet_preset(
+        "small",
+        **{
+            **VIDEO_PRESETS[options.preset],
+            "in_channels": 1,
+            "image_size": recipe.canvas,
+            "num_classes": None,
+            "context_dim": text_dim,
+            "pooled_dim": text_dim,
+            **options.unet_overrides,
+        },
+    )
+    if options.layout == "conv3d":
+        if recipe.image_fraction > 0:
+            raise InputError("image_fraction needs the factorised layout (Conv3d mixes frames)")
+        return conv3d_config(VideoUNetConfig(spatial, recipe.frames))
+    return VideoUNetConfig(spatial, recipe.frames, options.layout, tuple(options.temporal))
+
+
+def train_text_to_video(
+    train: ImageSet, options: VideoTrainOptions, resume: bool = False
+) -> tuple[TextToVideoPipeline, TrainResult, dict]:
+    """Train (or resume) a text-to-video model on videos of the digits in ``train``;
+    ``(pipeline, result, plan)``. ``options.out_dir`` gets ``checkpoint/`` (a loadable
+    :class:`~synesthesia.pipelines.text2video.TextToVideoPipeline` folder) and ``metrics.csv``.
+    """
+    from synesthesia.training.budget import fit_budgeted
+
+    start = time.perf_counter()
+    out_dir = Path(options.out_dir)
+    if resume:
+        state, model_config = _read_run(out_dir)
+        given = {"--data": train.name, "--batch-size": options.batch_size, "--seed": options.seed}
+        _check_resume(out_dir, model_config, state["config"], given)
+        recipe = VideoRecipe.from_dict(model_config["recipe"])
+        seed = int(state["config"]["seed"])
+        saved = TextToVideoPipeline.from_pretrained(out_dir / "checkpoint")
+        config, model, tokenizer = saved.config, saved.model.train(), saved.tokenizer
+    else:
+        recipe, seed = options.recipe, options.seed
+        torch.manual_seed(seed)  # the whole start (text encoder, then U-Net) follows the seed
+        text, tokenizer, frozen, source = _text_encoder(options, VIDEO_VOCABULARY)
+        video_cfg = build_model_config(options, text.out_dim)
+        model = TextConditionedVideoUNet(build_video_unet(video_cfg), text, frozen)
+        schedule = NoiseSchedule(recipe.schedule, recipe.num_timesteps)
+        config = TextToVideoConfig(
+            schedule=schedule.to_config(),
+            prediction=recipe.prediction,
+            video_unet=video_cfg.to_dict(),
+            text_encoder=dict(vars(text.config)),
+            vocabulary=list(tokenizer.vocabulary),
+            freeze_text=frozen,
+            guidance_scale=options.guidance_scale,
+            extra={
+                "recipe": asdict(recipe),
+                "data": train.name,
+                "preset": options.preset,
+                "text_source": source,
+                "world": recipe.world.to_dict(),
+            },
+        )
+        model_config = config.to_dict()
+
+    dataset = MovingDigitsDataset(
+        train,
+        tokenizer,
+        recipe.world,
+        seed=seed,
+        captions_per_video=recipe.captions_per_video,
+        image_fraction=recipe.image_fraction,
+        speed_drop=recipe.speed_drop,
+    )
+    schedule = NoiseSchedule.from_config(config.schedule)
+    loss_fn = video_loss_fn(recipe, schedule, tokenizer.pad_id, tokenizer.cls_id)
+
+    def probe() -> tuple:  # the first batch, for the throughput probe
+        n = min(options.batch_size, len(dataset))
+        return torch.utils.data.default_collate([dataset[i] for i in range(n)])
+
+    budget = BudgetOptions.from_options(options, out_dir=str(out_dir), seed=seed)
+    trainer, result, plan = fit_budgeted(
+        model, loss_fn, dataset, budget, model_config, probe, resume=resume, started=start
+    )
+    final = TextToVideoConfig.from_dict(model_config)  # max_steps as planned or extended
+    settings = {"prediction": final.prediction, "guidance_scale": final.guidance_scale}
+    pipe = TextToVideoPipeline(
+        trainer.ema_model, tokenizer, schedule, **settings, extra=final.extra,
+        precision=trainer.mixed_precision,
+    )  # fmt: skip
+    return pipe, result, plan
+
+
+__all__ = [
+    "VIDEO_PRESETS",
+    "VideoRecipe",
+    "VideoTrainOptions",
+    "build_model_config",
+    "frame_difference_error",
+    "resumable_settings",
+    "train_text_to_video",
+    "video_loss_fn",
+]
