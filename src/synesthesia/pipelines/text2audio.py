@@ -9,8 +9,9 @@ The network is the project's text encoder and a 1-D U-Net
 (:class:`~synesthesia.nets.audio_unet.AudioUNet`) joined by
 :class:`~synesthesia.nets.text_unet.TextConditionedUNet`; it draws in the domain of
 :class:`~synesthesia.data.audio_domain.AudioDomain` (log-mel frames decoded by Griffin-Lim,
-or the raw waveform). Sampling, classifier-free guidance and batching are the pipeline
-base's (:mod:`synesthesia.pipelines.base`).
+or the raw waveform). The call (prompts, negative prompts, batched classifier-free guidance)
+is the text-to-image pipeline's, which this class extends; sampling is the pipeline base's
+(:mod:`synesthesia.pipelines.base`).
 
 Prompts. A prompt names one digit, as a number word or a numeral ("seven", "the word three",
 "7"); every word must be in the vocabulary saved in ``config.json`` (the training captions'
@@ -26,7 +27,7 @@ Folder: ``model.safetensors`` (``text_encoder.*``, ``unet.*``) and ``config.json
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,13 +41,8 @@ from synesthesia.nets.audio_unet import AudioUNet, AudioUNetConfig
 from synesthesia.nets.encoders import TextEncoder, TextEncoderConfig
 from synesthesia.nets.text_unet import TextConditionedUNet
 from synesthesia.nets.tokenizer import WordTokenizer, split_words
-from synesthesia.pipelines.base import (
-    DiffusionPipeline,
-    PipelineConfig,
-    build_schedule,
-    check_call_options,
-    load_weights,
-)
+from synesthesia.pipelines.base import PipelineConfig, build_schedule, load_weights
+from synesthesia.pipelines.text2image import TextToImagePipeline
 
 #: The ``"kind"`` of a text-to-audio checkpoint.
 KIND = "text2audio"
@@ -74,8 +70,13 @@ def build_audio_model(unet: AudioUNetConfig, text: TextEncoderConfig) -> TextCon
     return TextConditionedUNet(AudioUNet(unet), TextEncoder(text))
 
 
-class TextToAudioPipeline(DiffusionPipeline):
+class TextToAudioPipeline(TextToImagePipeline):
     """Generate spoken digits from prompts with a text-conditioned 1-D U-Net and CFG.
+
+    The call is the text-to-image pipeline's (prompts, negative prompts, batched
+    classifier-free guidance, one generator per clip); what differs is what the sampler draws
+    (:attr:`sample_shape`: the domain's channels x length), how prompts are checked
+    (:meth:`check_prompts`) and the decoding into clips (:attr:`domain`).
 
     Args:
         model: a :class:`~synesthesia.nets.text_unet.TextConditionedUNet` around an
@@ -103,30 +104,15 @@ class TextToAudioPipeline(DiffusionPipeline):
         extra: dict | None = None,
         precision: str = "auto",
     ) -> None:
-        from synesthesia.diffusion.objectives import check_prediction
-
-        check_prediction(prediction)
-        guidance_scale = float(guidance_scale)
-        if not math.isfinite(guidance_scale) or guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}")
-        if len(tokenizer) != model.text_encoder.config.vocab_size:
-            raise ValueError(
-                f"tokenizer has {len(tokenizer)} tokens, the text encoder "
-                f"{model.text_encoder.config.vocab_size}"
-            )
+        if model.autoencoder is not None:
+            raise ValueError("a text-to-audio model has no autoencoder")
         if model.unet.config.in_channels != domain.channels:
             raise ValueError(
                 f"the U-Net reads {model.unet.config.in_channels} channels, the {domain.kind} "
                 f"domain has {domain.channels}"
             )
-        super().__init__(model, schedule, prediction, extra, precision)
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, schedule, prediction, guidance_scale, extra, precision)
         self.domain = domain
-        self.guidance_scale = guidance_scale
-
-    @property
-    def model(self) -> TextConditionedUNet:
-        return self.network
 
     @property
     def sample_rate(self) -> int:
@@ -137,6 +123,11 @@ class TextToAudioPipeline(DiffusionPipeline):
     def samples(self) -> int:
         """Samples of one generated clip."""
         return self.domain.samples
+
+    @property
+    def sample_shape(self) -> tuple[int, int]:
+        """(channels, length) of what the sampler draws (mel bins x frames, or 1 x samples)."""
+        return self.domain.shape
 
     @property
     def config(self) -> TextToAudioConfig:
@@ -151,7 +142,6 @@ class TextToAudioPipeline(DiffusionPipeline):
             extra=self.extra,
         )
 
-    # ------------------------------------------------------------------ prompts
     def check_prompts(self, prompts: Sequence[str], what: str = "prompt") -> None:
         """One clear error for a prompt that is not a string, uses a word outside the
         vocabulary, is too long, or (``what="prompt"``) does not name exactly one digit."""
@@ -173,29 +163,13 @@ class TextToAudioPipeline(DiffusionPipeline):
                     f"{what} {short(text)} is too long: the text encoder reads at most "
                     f"{self.tokenizer.max_length - 1} words"
                 )
-            if what == "prompt" and len(set(prompt_digits(text))) != 1:
+            digits = set(prompt_digits(text))
+            if what == "prompt" and len(digits) != 1:
                 raise InputError(
                     f"prompt {short(text)} must name one digit (zero..nine or 0..9), "
-                    f"it names {len(set(prompt_digits(text)))}"
+                    f"it names {len(digits)}"
                 )
 
-    def encode_prompts(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """``{"context", "context_mask", "pooled"}`` of a list of prompts (one batch)."""
-        ids, mask = self.tokenizer(list(prompts))
-        with torch.no_grad():
-            return self.network_call(self.model.encode_text)(
-                ids.to(self.device), mask.to(self.device)
-            )
-
-    def denoiser(self) -> Callable[..., torch.Tensor]:
-        """The U-Net as a sampler denoiser ``(x_t, t, context, context_mask, pooled)``."""
-        return self.network_call(
-            lambda x, t, context, context_mask, pooled: self.model(
-                x, t, context=context, context_mask=context_mask, pooled=pooled
-            )
-        )
-
-    # ------------------------------------------------------------------ generate
     @torch.no_grad()
     def __call__(
         self,
@@ -214,59 +188,27 @@ class TextToAudioPipeline(DiffusionPipeline):
         """Clips for ``prompt`` (a string or a list), ``num_images_per_prompt`` each.
 
         ``guidance_scale`` w (None: the model's stored default): 1 is the conditional model,
-        0 the unconditional one, > 1 guides (Ho & Salimans 2022). ``generator``: one, or a
-        list of one per clip. ``output_type`` "np" gives a float32 array (N, samples) in
-        [-1, 1], "pt" a tensor; the rate is :attr:`sample_rate`.
+        0 the unconditional one, > 1 guides (Ho & Salimans 2022). ``negative_prompt`` (one
+        string, or one per prompt) replaces the empty prompt in the unconditional branch.
+        ``generator``: one, or a list of one per clip (a batched call then gives the same
+        clips as one call per prompt). ``output_type`` "np" gives a float32 array
+        (N, samples) in [-1, 1], "pt" a tensor; the rate is :attr:`sample_rate`.
         """
         if output_type not in AUDIO_OUTPUT_TYPES:
             raise InputError(
                 f"output_type must be one of {AUDIO_OUTPUT_TYPES}, got {short(output_type)}"
             )
-        guidance = self.guidance_scale if guidance_scale is None else guidance_scale
-        check_call_options(
-            guidance, num_inference_steps, num_images_per_prompt, output_type, batch_size
-        )
-        if not isinstance(prompt, (str, list, tuple)):
-            raise InputError(
-                f"prompt must be a string or a list of strings, got {type(prompt).__name__}"
-            )
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise InputError("prompt is an empty list: give at least one prompt")
-        self.check_prompts(prompts)
-        if negative_prompt is None:
-            negatives = [""] * len(prompts)
-        elif isinstance(negative_prompt, str):
-            negatives = [negative_prompt] * len(prompts)
-        else:
-            negatives = list(negative_prompt)
-            if len(negatives) != len(prompts):
-                raise InputError(
-                    f"negative_prompt has {len(negatives)} entries for {len(prompts)} prompts; "
-                    "give one string, or one per prompt"
-                )
-        self.check_prompts(negatives, "negative_prompt")
-        k = num_images_per_prompt
-        prompts = [p for p in prompts for _ in range(k)]
-        negatives = [p for p in negatives for _ in range(k)]
-        n = len(prompts)
-        both = self.encode_prompts(prompts + negatives)  # one padded length for both branches
-        cond = {key: v[:n] for key, v in both.items()}
-        uncond = {key: v[n:] for key, v in both.items()}
-        if negative_prompt is None:
-            uncond = {key: v[:1] for key, v in uncond.items()}  # one null prompt, broadcast
-        x = self.generate(
-            self.denoiser(),
-            (n, *self.domain.shape),
-            cond=cond,
-            uncond=uncond,
-            guidance_scale=guidance,
+        x = super().__call__(
+            prompt,
+            negative_prompt=negative_prompt,
+            guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps,
             method=method,
             generator=generator,
-            batch_size=batch_size,
+            num_images_per_prompt=num_images_per_prompt,
+            output_type="pt",
             eta=eta,
-            clip_x0=1.0,
+            batch_size=batch_size,
             progress=progress,
         )
         clips = self.domain.decode(x.cpu())
