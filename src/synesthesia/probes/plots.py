@@ -20,6 +20,9 @@ def plot_network_bias(probe, human=None, ax=None):
         observed=probe.network_bias,
         label=f"causal-inference fit to the network (p_train={probe.p_train:g})",
     )
+    for line in ax.get_lines():  # brain.plots labels the observed points "data"
+        if line.get_label() == "data":
+            line.set_label("network reports")
     ax.legend(frameon=False, fontsize=7)
     return ax
 
