@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,12 +64,11 @@ class AudioRecipe:
         AudioDomain(kind=self.domain)  # validates the domain's name
 
     @classmethod
-    def from_dict(cls, d: dict) -> AudioRecipe:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(f"unknown AudioRecipe keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
+    def from_dict(cls, d: dict, where: str = "config.json recipe") -> AudioRecipe:
+        """The recipe of a saved config (unknown or bad fields: InputError naming ``where``)."""
+        from synesthesia.multimodal.modalities import settings_from_dict
+
+        return settings_from_dict(cls, d, where)
 
 
 @dataclass
