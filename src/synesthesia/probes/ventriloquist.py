@@ -391,11 +391,15 @@ def sweep_p_train(
     models: Sequence[str] = MODELS,
     seed: int = 0,
     progress: bool = False,
+    n_starts: int = 2,
 ) -> Sweep:
-    """Train and probe one network per p_train (the seeds differ by network)."""
+    """Train and probe one network per p_train (the seeds differ by network); ``n_starts``
+    optimiser starts per fit."""
     config = config or VentriloquistConfig()
     probes = []
     for i, p in enumerate(p_trains):
         trained = train_localiser(float(p), config, seed=seed + 1000 * i, progress=progress)
-        probes.append(probe_network(trained, n_per_condition, models=models, seed=seed + i))
+        probes.append(
+            probe_network(trained, n_per_condition, models=models, seed=seed + i, n_starts=n_starts)
+        )
     return Sweep(probes)
