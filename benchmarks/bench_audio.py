@@ -33,7 +33,6 @@ import argparse
 import math
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from bench_image import Clock, _save
+from bench_text2image import _finish
 from synesthesia.data.audio_domain import AudioDomain
 from synesthesia.data.spoken_digits import espeak_digits, fsdd_digits
 from synesthesia.metrics.audio import (
@@ -57,7 +57,7 @@ from synesthesia.pipelines.text2audio_train import (
     train_text_to_audio,
     training_clips,
 )
-from synesthesia.training.machine import CpuWallClock, machine_record
+from synesthesia.training.machine import CpuWallClock
 from synesthesia.training.precision import resolve_precision
 from synesthesia.training.timing import measure_train_step
 
@@ -67,14 +67,6 @@ STAGES = ("target", "domain", "rtf")
 TARGETS = {"accuracy": 0.90, "inception_score": 7.0, "fd_ratio": 2.0}
 #: Contestants of the domain stage: (name, domain, with FSDD speakers).
 CONTESTANTS = (("mel+fsdd", "mel", True), ("wave+fsdd", "wave", True), ("mel-espeak", "mel", False))
-
-
-def _finish(result: dict, clock: Clock, precision: str | None) -> dict:
-    result["clock"] = clock.read()
-    result["command"] = " ".join(["python", *sys.argv])
-    result["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    result["machine"] = machine_record(precision, cpu_wall=result["clock"]["cpu_per_wall"])
-    return result
 
 
 def _options(args, name: str, domain: str, fsdd: bool, **overrides) -> AudioTrainOptions:
@@ -222,9 +214,19 @@ def stage_domain(args) -> dict:
         for run in runs.values():
             with CpuWallClock() as c:
                 pipe, result, _ = train_text_to_audio(run["train"], run["options"], resume=k > 0)
+            before = run.get("result").step if "result" in run else 0
             run["wall_s"] += c.wall_s
             run["cpu_s"] += c.cpu_s
             run["pipe"], run["result"] = pipe, result
+            # replan from the steps this slice really took: a schedule that the probe made too
+            # short (contention changes from one probe to the next) is extended, never cut
+            left = args.minutes * 60 - run["wall_s"]
+            if k < args.slices - 1 and result.step > before and left > 0:
+                rate = c.wall_s / (result.step - before)
+                more = result.step + math.floor(0.93 * left / rate)
+                if more > run["options"].max_steps:
+                    run["options"].max_steps = more
+                    run.setdefault("extended_to", []).append(more)
     table = []
     for name, domain, fsdd in CONTESTANTS:
         run = runs[name]
@@ -237,6 +239,7 @@ def stage_domain(args) -> dict:
                 "clips": len(run["train"]),
                 "steps": run["result"].step,
                 "planned_steps": run["max_steps"],
+                "extended_to": run.get("extended_to", []),
                 "seconds_per_step": run["seconds_per_step"],
                 "train_wall_s": run["wall_s"],
                 "train_cpu_per_wall": run["cpu_s"] / max(run["wall_s"], 1e-9),

@@ -78,16 +78,10 @@ class TextToAudioPipeline(TextToImagePipeline):
     (:attr:`sample_shape`: the domain's channels x length), how prompts are checked
     (:meth:`check_prompts`) and the decoding into clips (:attr:`domain`).
 
-    Args:
-        model: a :class:`~synesthesia.nets.text_unet.TextConditionedUNet` around an
-            :class:`~synesthesia.nets.audio_unet.AudioUNet`.
-        tokenizer: the :class:`~synesthesia.nets.tokenizer.WordTokenizer` it was trained with.
-        domain: the :class:`~synesthesia.data.audio_domain.AudioDomain` it draws in.
-        schedule: the noise schedule it was trained with.
-        prediction: what the U-Net predicts: "eps", "x0" or "v".
-        guidance_scale: the default guidance scale of a call.
-        extra: the rest of the checkpoint's config (training provenance; kept on save).
-        precision: "auto" (bf16 only where native and measured faster), "fp32" or "bf16".
+    ``model`` is a :class:`~synesthesia.nets.text_unet.TextConditionedUNet` around an
+    :class:`~synesthesia.nets.audio_unet.AudioUNet` (no autoencoder), ``domain`` the
+    :class:`~synesthesia.data.audio_domain.AudioDomain` it draws in; the other arguments are
+    :class:`~synesthesia.pipelines.text2image.TextToImagePipeline`'s.
     """
 
     kind = KIND

@@ -42,6 +42,7 @@ from synesthesia.pipelines.text2audio import (
     build_audio_model,
 )
 from synesthesia.pipelines.text2image_train import CaptionedImages, text_loss_fn
+from synesthesia.training.budget import BudgetOptions
 
 if TYPE_CHECKING:
     from synesthesia.training import TrainResult
@@ -72,28 +73,17 @@ class AudioRecipe:
 
 
 @dataclass
-class AudioTrainOptions:
-    """Options of :func:`train_text_to_audio`."""
+class AudioTrainOptions(BudgetOptions):
+    """Options of :func:`train_text_to_audio`: the time-bounded run's (out_dir, minutes,
+    max_steps, batch_size, lr, seed, ...; see :class:`~synesthesia.training.budget
+    .BudgetOptions`) and the model's."""
 
-    out_dir: str
     preset: str | None = None  # None: the domain's own ("mel" or "wave")
-    minutes: float | None = None
-    max_steps: int | None = None
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup_steps: int = 50
-    ema_decay: float = 0.999
-    precision: str = "auto"
-    seed: int = 0
-    log_every: int = 25
-    checkpoint_every: int = 500
-    progress: bool = True
     recipe: AudioRecipe = field(default_factory=AudioRecipe)
     text_dim: int = 64
     text_depth: int = 2
     guidance_scale: float = 2.0
     unet_overrides: dict = field(default_factory=dict)
-    pick_threads: bool = True
     fsdd_folder: str | None = None  # recorded in config.json (eval reads the same folder)
     n_espeak: int | None = None  # recorded in config.json (a resumption rebuilds the same data)
 
@@ -240,7 +230,7 @@ def train_text_to_audio(
     ``metrics.csv``; with ``options.minutes`` the whole call fits in the budget (data
     preparation included).
     """
-    from synesthesia.training.budget import BudgetOptions, fit_budgeted
+    from synesthesia.training.budget import fit_budgeted
 
     start = time.perf_counter()
     run = prepare_audio_training(train, options, resume)
