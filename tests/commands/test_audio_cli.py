@@ -77,3 +77,28 @@ def test_resume_extends_the_run(run, tmp_path):
                  "--no-progress"]) == 0  # fmt: skip
     state = json.loads((copy / "checkpoint" / "config.json").read_text())
     assert state["max_steps"] == 3
+
+
+def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(run, tmp_path, capsys, monkeypatch):
+    import synesthesia.pipelines.text2image_train as recipe  # the loss the audio recipe reuses
+
+    _, fsdd = run
+    real, calls = recipe.diffusion_loss, []
+
+    def interrupted_at_third_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipe, "diffusion_loss", interrupted_at_third_step)
+    out = tmp_path / "run"
+    argv = [*TRAIN, "--fsdd", str(fsdd), "--max-steps", "4", "--out", str(out)]
+    assert main(argv) == 130
+    assert f"synesthesia train audio --out {out} --resume" in capsys.readouterr().err
+    state = json.loads((out / "checkpoint" / "train" / "trainer_state.json").read_text())
+    assert state["step"] == 2
+    monkeypatch.undo()
+    assert main(["train", "audio", "--out", str(out), "--resume", "--no-progress"]) == 0
+    state = json.loads((out / "checkpoint" / "train" / "trainer_state.json").read_text())
+    assert state["step"] == 4
