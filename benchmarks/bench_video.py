@@ -13,6 +13,9 @@ run was contended and is rerun):
 - ``ablation``: at equal training wall time, interleaved in ``--slices`` slices (A, B, C, A,
   B, C, ...): ``full`` (temporal layers on, consistency loss on), ``per_frame`` (temporal
   layers off) and ``no_consistency`` (consistency weight 0); each scored as above.
+- ``layouts``: the training step time of the factorised model with temporal layers at every
+  level, at levels 1-2, at level 2 only, of the per-frame model and of the Conv3d layout
+  (interleaved rounds; no training).
 - ``conv3d``: the factorised model against the chapter's layout (a Conv3d U-Net of about
   equal parameter count, :func:`synesthesia.nets.video_unet.conv3d_config`): training
   throughput in interleaved timing rounds (target >= 1.5x), then both trained for the same
@@ -68,7 +71,7 @@ from synesthesia.training.machine import CpuWallClock, machine_record
 from synesthesia.training.precision import resolve_precision
 from synesthesia.training.timing import time_calls, training_step
 
-STAGES = ("target", "ablation", "conv3d")
+STAGES = ("target", "ablation", "conv3d", "layouts")
 TARGETS = {"frame_accuracy": 0.95, "identity_consistency": 0.95, "motion_agreement": 0.90}
 #: The ablation's contestants: option overrides of the default recipe.
 ABLATION = {
@@ -77,6 +80,14 @@ ABLATION = {
     "no_consistency": {"consistency_weight": 0.0},
 }
 LAYOUTS = {"factorised": {}, "conv3d": {"layout": "conv3d"}}
+#: Where the temporal layers go, against the per-frame model and Conv3d: step times only.
+LEVEL_VARIANTS = {
+    "all_levels": {"temporal_levels": None},
+    "levels_1_2": {"temporal_levels": (1, 2)},
+    "level_2": {"temporal_levels": (2,)},
+    "per_frame": {"temporal": ()},
+    "conv3d": {"layout": "conv3d"},
+}
 
 
 @lru_cache(maxsize=1)
@@ -139,7 +150,10 @@ def step_times(contestants: dict[str, VideoTrainOptions], args, precision: str) 
 
 def train_interleaved(contestants: dict[str, VideoTrainOptions], args) -> dict:
     """Train every contestant for ``args.minutes`` of wall time in total, in ``args.slices``
-    interleaved slices, each on a schedule planned from its measured step time."""
+    interleaved slices. The first schedule is planned from the step time measured in
+    interleaved rounds; after each slice it is replanned from the steps that slice really
+    took (a resumption may change ``max_steps``), and the last slice gets what is left of
+    the contestant's budget, so every contestant trains for the same wall time."""
     precision = resolve_precision(args.precision, "cpu")
     with CpuWallClock() as clock:
         speed = step_times(contestants, args, precision)
@@ -148,8 +162,9 @@ def train_interleaved(contestants: dict[str, VideoTrainOptions], args) -> dict:
         shutil.rmtree(opt.out_dir, ignore_errors=True)
         opt.max_steps = max(1, math.floor(0.9 * args.minutes * 60 / speed[name]["median_s"]))
         opt.minutes = args.minutes / args.slices
-        records[name] = {"planned_steps": opt.max_steps, "speed": speed[name], "wall_s": 0.0,
+        records[name] = {"first_plan": opt.max_steps, "speed": speed[name], "wall_s": 0.0,
                          "cpu_s": 0.0}  # fmt: skip
+    budget_s = args.minutes * 60.0
     speed_clock = {"wall_s": clock.wall_s, "cpu_s": clock.cpu_s, "cpu_per_wall": clock.ratio}
     train, _, _, _ = _world()
     pipes: dict[str, TextToVideoPipeline] = {}
@@ -164,10 +179,18 @@ def train_interleaved(contestants: dict[str, VideoTrainOptions], args) -> dict:
             rec["wall_s"] += c.wall_s
             rec["cpu_s"] += c.cpu_s
             rec.update(steps=res.step, stopped=res.stopped, precision=precision)
-            rec["done"] = res.step >= opt.max_steps
             pipes[name] = pipe
-            print(f"slice {s + 1}/{args.slices} {name}: step {res.step}/{opt.max_steps}",
-                  flush=True)  # fmt: skip
+            print(f"slice {s + 1}/{args.slices} {name}: step {res.step}/{opt.max_steps}, "
+                  f"{rec['wall_s']:.0f} s", flush=True)  # fmt: skip
+            left = budget_s - rec["wall_s"]
+            rec["done"] = left < 5.0
+            # replan: this run's own seconds per step so far, slices and checkpoints included
+            per_step = rec["wall_s"] / max(res.step, 1)
+            opt.max_steps = max(res.step, res.step + math.floor(0.95 * left / per_step))
+            rec["planned_steps"] = opt.max_steps
+            rec["done"] = rec["done"] or opt.max_steps == res.step
+            slices_left = args.slices - s - 1
+            opt.minutes = max(left, 1.0) / 60.0 / max(slices_left, 1)
     for name, rec in records.items():
         rec["cpu_per_wall"] = rec["cpu_s"] / max(rec["wall_s"], 1e-9)
         rec["config"] = pipes[name].video_config.to_dict()
@@ -179,7 +202,7 @@ def score(pipe: TextToVideoPipeline, args) -> dict:
     """Every video score of ``pipe`` on the canonical prompts, against real validation videos."""
     _, val, evaluator, _ = _world()
     world = pipe.video_config
-    prompts = canonical_prompts()
+    prompts = canonical_prompts()[:: args.prompt_stride]
     motions = [parse_prompt(p) for p in prompts for _ in range(args.n_per_prompt)]
     with CpuWallClock() as clock:
         videos = pipe(prompts, guidance_scale=args.guidance, num_inference_steps=args.steps,
@@ -286,6 +309,21 @@ def stage_ablation(args) -> dict:
     return _compare(args, ABLATION, "ablation")
 
 
+def stage_layouts(args) -> dict:
+    """Training step time of each of :data:`LEVEL_VARIANTS`, timed in interleaved rounds."""
+    precision = resolve_precision(args.precision, "cpu")
+    contestants = {
+        name: _options(args, Path(args.run_dir) / "layouts" / name, **over)
+        for name, over in LEVEL_VARIANTS.items()
+    }
+    with CpuWallClock() as clock:
+        speed = step_times(contestants, args, precision)
+    base = speed["per_frame"]["median_s"]
+    for s in speed.values():
+        s["relative_to_per_frame"] = s["median_s"] / base
+    return _finish({"batch_size": args.batch_size, "speed": speed}, clock, precision)
+
+
 def stage_conv3d(args) -> dict:
     result = _compare(args, LAYOUTS, "conv3d")
     runs = result["runs"]
@@ -308,6 +346,9 @@ def main() -> None:
     parser.add_argument("--preset", default="small", help="U-Net size (tiny, small)")
     parser.add_argument("--batch-size", type=int, default=16, help="videos per step")
     parser.add_argument("--n-per-prompt", type=int, default=1, help="videos per scored prompt")
+    parser.add_argument(
+        "--prompt-stride", type=int, default=1, help="score every k-th canonical prompt (all)"
+    )
     parser.add_argument("--steps", type=int, default=20, help="sampler steps when scoring")
     parser.add_argument("--guidance", type=float, default=None, help="default: the stored one")
     parser.add_argument("--seed", type=int, default=0)
@@ -319,7 +360,8 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/bench-video")
     parser.add_argument("--img-dir", default="docs/img", help="GIF and frame strip")
     args = parser.parse_args()
-    run = {"target": stage_target, "ablation": stage_ablation, "conv3d": stage_conv3d}
+    run = {"target": stage_target, "ablation": stage_ablation, "conv3d": stage_conv3d,
+           "layouts": stage_layouts}  # fmt: skip
     for stage in STAGES if args.stage == "all" else (args.stage,):
         result = run[stage](args)
         out = Path(args.out_dir)

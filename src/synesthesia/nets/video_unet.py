@@ -416,8 +416,8 @@ def build_video_unet(config: VideoUNetConfig) -> nn.Module:
 
 
 def count_parameters(module: nn.Module) -> int:
-    """The number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+    """The number of parameters (trained or frozen)."""
+    return sum(p.numel() for p in module.parameters())
 
 
 def conv3d_config(config: VideoUNetConfig, step: int | None = None) -> VideoUNetConfig:

@@ -120,6 +120,11 @@ class VideoTrainOptions(BudgetOptions):
     recipe: VideoRecipe = field(default_factory=VideoRecipe)
     layout: str = "factorised"  # or "conv3d": the chapter's layout, equal parameter count
     temporal: tuple[str, ...] = TEMPORAL_KINDS  # () is the per-frame model
+    # levels with temporal layers (None: every level). At 32 x 32 temporal attention over the
+    # 16 x 1024 positions of a batch costs more than the whole per-frame U-Net: with layers at
+    # levels 1-2 (16 x 16, 8 x 8, and the middle) a step took 1.8x the per-frame model's, with
+    # them everywhere 3.4x (bench_video.py --stage layouts, smoke, 1 thread, contended)
+    temporal_levels: tuple[int, ...] | None = (1, 2)
     text_encoder: str = "joint"  # "joint", or the folder of a `train clip` checkpoint
     text_dim: int = 64
     text_depth: int = 2
@@ -220,7 +225,8 @@ def build_model_config(options: VideoTrainOptions, text_dim: int) -> VideoUNetCo
         if recipe.image_fraction > 0:
             raise InputError("image_fraction needs the factorised layout (Conv3d mixes frames)")
         return conv3d_config(VideoUNetConfig(spatial, recipe.frames))
-    return VideoUNetConfig(spatial, recipe.frames, options.layout, tuple(options.temporal))
+    levels = None if options.temporal_levels is None else tuple(options.temporal_levels)
+    return VideoUNetConfig(spatial, recipe.frames, options.layout, tuple(options.temporal), levels)
 
 
 def train_text_to_video(
