@@ -1,6 +1,6 @@
 """Benchmark of synesthesia.probes: the brain's paradigms on trained networks (issue 13).
 
-    .venv/bin/python benchmarks/bench_probes.py --stage ventriloquist|flash|mcgurk|all
+    .venv/bin/python benchmarks/bench_probes.py --stage ventriloquist|flash|mcgurk|enhancement|all
         [--p-train 0.1 0.3 0.5 0.7 0.9] [--trials 100] [--steps 3000] [--out benchmarks/out]
 
 Stage ``ventriloquist``: one localisation network per p_train, trained on fresh scenes, probed
@@ -17,6 +17,10 @@ model and segregation fitted at each level; the fission and fusion illusion rate
 Stage ``mcgurk``: one syllable network (eSpeak ba/da/ga, rendered mouths) trained on congruent
 pairs; every auditory-visual pair of held-out clips at each auditory noise level; FLMP and the
 causal-inference speech model fitted to the counts.
+
+Stage ``enhancement``: a ``synesthesia train clip`` checkpoint (``--checkpoint``) names the
+validation digits zero-shot from noisy images, noisy speech (held-out voices) and both (unit
+embeddings summed), on a 6 x 6 noise grid, next to the m-alternative ML prediction.
 
 Writes benchmarks/out/probes/<stage>.json (and .png) with the machine record and the
 process CPU time / wall time of the whole stage and of each network's training and fits; the
@@ -218,7 +222,28 @@ def mcgurk_stage(args: argparse.Namespace) -> dict:
     }
 
 
-STAGES = {"ventriloquist": ventriloquist_stage, "flash": flash_stage, "mcgurk": mcgurk_stage}
+def enhancement_stage(args: argparse.Namespace) -> dict:
+    """Zero-shot digits from noisy images, noisy speech and both on a clip checkpoint."""
+    from synesthesia.probes.enhancement import checkpoint_model, probe_digit_world
+
+    model = checkpoint_model(args.checkpoint)
+    with CpuWallClock() as probe_clock:  # the world (cached speech) and the probe
+        res = probe_digit_world(model, seed=args.seed)
+    print(f"inverse effectiveness: {res.inverse_effectiveness()}", flush=True)
+    return {
+        "checkpoint": str(args.checkpoint),
+        "probe_wall_s": probe_clock.wall_s,
+        "probe_cpu_wall": probe_clock.ratio,
+        **res.to_dict(),
+    }
+
+
+STAGES = {
+    "ventriloquist": ventriloquist_stage,
+    "flash": flash_stage,
+    "mcgurk": mcgurk_stage,
+    "enhancement": enhancement_stage,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise-a", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0])
     p.add_argument("--mcgurk-trials", type=int, default=200, help="trials per A-V pair")
     p.add_argument("--mcgurk-steps", type=int, default=2000)
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path("runs/bench_clip/A/checkpoint"),
+        help="clip checkpoint of the enhancement stage",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     p.add_argument("--tag", default="", help="suffix of the JSON name (e.g. _smoke)")

@@ -236,25 +236,38 @@ def _run_ventriloquist(args: argparse.Namespace) -> int:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_network_bias(middle, human_reference(middle.levels), ax=a1)
     plot_p_common_vs_p_train(sweep, ax=a2)
-    fig.tight_layout()
-    _write(lambda p: fig.savefig(p, dpi=120), args.plot, "--plot")
-    plt.close(fig)
+    _save_figure(fig, args.plot)
     if args.json is not None:
-        import json
-
-        from synesthesia.training.machine import machine_record
-
-        data = {
-            "paradigm": "ventriloquist",
-            "config": config.to_dict(),
-            "p_common_table": sweep.p_common_table(),
-            "probes": [p.to_dict() for p in sweep.probes],
-            "machine": machine_record(precision="no"),
-        }
-        text = json.dumps(data, indent=1, allow_nan=True) + "\n"
-        _write(lambda p: p.write_text(text), args.json, "--json")
+        _write_json(
+            args.json,
+            {
+                "paradigm": "ventriloquist",
+                "config": config.to_dict(),
+                "p_common_table": sweep.p_common_table(),
+                "probes": [p.to_dict() for p in sweep.probes],
+            },
+        )
     print(f"wrote {args.plot}" + (f" and {args.json}" if args.json else ""))
     return 0
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Write and close a figure (the path was checked at parse time)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    _write(lambda p: fig.savefig(p, dpi=120), path, "--plot")
+    plt.close(fig)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """``data`` with the machine record, as JSON at ``path`` (checked at parse time)."""
+    import json
+
+    from synesthesia.training.machine import machine_record
+
+    text = json.dumps({**data, "machine": machine_record(precision="no")}, indent=1) + "\n"
+    _write(lambda p: p.write_text(text), path, "--json")
 
 
 def _write(save, path: Path, flag: str) -> None:
@@ -294,23 +307,17 @@ def _run_flash(args: argparse.Namespace) -> int:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_flash_trend(levels, ax=a1)
     plot_flash_reports(levels[-1], ax=a2)
-    fig.tight_layout()
-    _write(lambda p: fig.savefig(p, dpi=120), args.plot, "--plot")
-    plt.close(fig)
+    _save_figure(fig, args.plot)
     if args.json is not None:
-        import json
-
-        from synesthesia.training.machine import machine_record
-
-        data = {
-            "paradigm": "flash",
-            "config": config.to_dict(),
-            "train_wall_s": trained.wall_s,
-            "levels": [lv.to_dict() for lv in levels],
-            "machine": machine_record(precision="no"),
-        }
-        text = json.dumps(data, indent=1, allow_nan=True) + "\n"
-        _write(lambda p: p.write_text(text), args.json, "--json")
+        _write_json(
+            args.json,
+            {
+                "paradigm": "flash",
+                "config": config.to_dict(),
+                "train_wall_s": trained.wall_s,
+                "levels": [lv.to_dict() for lv in levels],
+            },
+        )
     print(f"wrote {args.plot}" + (f" and {args.json}" if args.json else ""))
     return 0
 
@@ -364,23 +371,17 @@ def _run_mcgurk(args: argparse.Namespace) -> int:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_mcgurk(table, SYLLABLES, ax=a1, title=f"network (auditory noise {last.noise_a:g})")
     plot_mcgurk(ftable, SYLLABLES, ax=a2, title="FLMP fitted to the network")
-    fig.tight_layout()
-    _write(lambda q: fig.savefig(q, dpi=120), args.plot, "--plot")
-    plt.close(fig)
+    _save_figure(fig, args.plot)
     if args.json is not None:
-        import json
-
-        from synesthesia.training.machine import machine_record
-
-        data = {
-            "paradigm": "mcgurk",
-            "config": config.to_dict(),
-            "train_wall_s": trained.wall_s,
-            "probes": [pr.to_dict() for pr in probes],
-            "machine": machine_record(precision="no"),
-        }
-        text = json.dumps(data, indent=1, allow_nan=True) + "\n"
-        _write(lambda q: q.write_text(text), args.json, "--json")
+        _write_json(
+            args.json,
+            {
+                "paradigm": "mcgurk",
+                "config": config.to_dict(),
+                "train_wall_s": trained.wall_s,
+                "probes": [pr.to_dict() for pr in probes],
+            },
+        )
     print(f"wrote {args.plot}" + (f" and {args.json}" if args.json else ""))
     return 0
 
@@ -397,23 +398,11 @@ def _run_enhancement(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from synesthesia.multimodal.evaluate import build_world_for
-    from synesthesia.probes.enhancement import enhancement_probe
+    from synesthesia.probes.enhancement import probe_digit_world
     from synesthesia.probes.plots import plot_accuracy_grid, plot_enhancement
 
-    world = build_world_for(
-        model, n_speech=args.n_speech, cache_dir=cache, progress=not args.no_progress
-    )
-    val = world.images["val"]
-    pool = world.speech_pool("synthetic", "val")
-    result = enhancement_probe(
-        model,
-        val.images,
-        val.labels,
-        pool.clips.waveforms,
-        pool.clips.labels,
-        pool.clips.sample_rate,
-        seed=args.seed,
+    result = probe_digit_world(
+        model, args.n_speech, cache, seed=args.seed, progress=not args.no_progress
     )
     ie = result.inverse_effectiveness()
     print(f"{'image noise':>11} " + " ".join(f"{s:>7g}dB" for s in result.snr_db))
@@ -428,21 +417,15 @@ def _run_enhancement(args: argparse.Namespace) -> int:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_accuracy_grid(result, ax=a1)
     plot_enhancement(result, ax=a2)
-    fig.tight_layout()
-    _write(lambda q: fig.savefig(q, dpi=120), args.plot, "--plot")
-    plt.close(fig)
+    _save_figure(fig, args.plot)
     if args.json is not None:
-        import json
-
-        from synesthesia.training.machine import machine_record
-
-        data = {
-            "paradigm": "enhancement",
-            "checkpoint": str(args.checkpoint),
-            **result.to_dict(),
-            "machine": machine_record(precision="no"),
-        }
-        text = json.dumps(data, indent=1, allow_nan=True) + "\n"
-        _write(lambda q: q.write_text(text), args.json, "--json")
+        _write_json(
+            args.json,
+            {
+                "paradigm": "enhancement",
+                "checkpoint": str(args.checkpoint),
+                **result.to_dict(),
+            },
+        )
     print(f"wrote {args.plot}" + (f" and {args.json}" if args.json else ""))
     return 0

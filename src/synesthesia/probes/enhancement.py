@@ -223,3 +223,27 @@ def checkpoint_model(path):
             "checkpoint (synesthesia train clip)"
         )
     return JointEmbeddingModel.from_pretrained(p)
+
+
+def probe_digit_world(
+    model,
+    n_speech: int = 2000,
+    cache_dir=None,
+    seed: int = 0,
+    progress: bool = False,
+) -> EnhancementResult:
+    """:func:`enhancement_probe` on the digit world's validation images and held-out voices,
+    built as ``model``'s towers expect them (``n_speech`` synthesised clips, cached)."""
+    from synesthesia.multimodal.evaluate import build_world_for
+
+    world = build_world_for(model, n_speech=n_speech, cache_dir=cache_dir, progress=progress)
+    val, pool = world.images["val"], world.speech_pool("synthetic", "val")
+    return enhancement_probe(
+        model,
+        val.images,
+        val.labels,
+        pool.clips.waveforms,
+        pool.clips.labels,
+        pool.clips.sample_rate,
+        seed=seed,
+    )

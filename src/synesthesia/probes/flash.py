@@ -31,17 +31,18 @@ from synesthesia.brain.trials import Trials
 from synesthesia.errors import InputError
 from synesthesia.nets.mlp import MLP, MLPConfig
 from synesthesia.probes.runner import ModelComparison, Responses, fit_models, run_paradigm
-from synesthesia.probes.train import build, train_steps
+from synesthesia.probes.train import NetSettings, build, check_counts, check_positive, train_with
 
 
 @dataclass
-class FlashConfig:
+class FlashConfig(NetSettings):
     """The pulse-train world, the network and its training.
 
     bins: time steps per trial; max_count: the largest number of events (and of reports);
     min_gap: the fewest bins between two events of one stream; blur_v, blur_a: sd (bins) of the
     visual / auditory pulse; noise_v: the visual noise levels of training (one drawn per
-    trial); noise_a: the auditory noise; p_incongruent: the fraction of independent scenes.
+    trial); noise_a: the auditory noise; p_incongruent: the fraction of independent scenes;
+    and the network and training fields of :class:`NetSettings`.
     """
 
     bins: int = 40
@@ -50,28 +51,16 @@ class FlashConfig:
     blur_v: float = 2.5
     blur_a: float = 0.8
     noise_v: tuple[float, ...] = (0.4, 0.8, 1.2, 1.6)
-    noise_a: float = 0.6
+    noise_a: float = 0.3
     p_incongruent: float = 0.2
-    hidden: int = 128
-    depth: int = 2
-    steps: int = 3000
-    batch: int = 512
-    lr: float = 3e-3
-    warmup_steps: int = 100
-    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         self.noise_v = tuple(float(v) for v in self.noise_v)
         if not self.noise_v or not all(math.isfinite(v) and v > 0 for v in self.noise_v):
             raise InputError(f"noise_v: need positive noise levels, got {self.noise_v}")
-        for name in ("blur_v", "blur_a", "noise_a", "lr"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise InputError(f"{name}: must be a finite number > 0, got {v!r}")
-        for name in ("bins", "max_count", "min_gap", "steps", "batch", "hidden", "depth"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InputError(f"{name}: must be an integer >= 1, got {v!r}")
+        check_positive(self, ("blur_v", "blur_a", "noise_a"))
+        check_counts(self, ("bins", "max_count", "min_gap"))
+        self.check_training()
         if self.slots() < self.max_count:
             raise InputError(
                 f"bins={self.bins}, min_gap={self.min_gap}: too short a window for "
@@ -208,18 +197,8 @@ def train_counter(
     """Train a :class:`Counter` on fresh scenes (see :func:`sample_scenes`)."""
     config = config or FlashConfig()
     net = build(lambda: Counter(config), seed)
-    log = train_steps(
-        net,
-        lambda g: sample_scenes(config, config.batch, g),
-        loss_fn,
-        steps=config.steps,
-        lr=config.lr,
-        warmup_steps=config.warmup_steps,
-        precision=config.precision,
-        seed=int(seed) + 1,
-        progress=progress,
-        desc="train flash counter",
-    )
+    batch = lambda g: sample_scenes(config, config.batch, g)  # noqa: E731
+    log = train_with(config, net, batch, loss_fn, int(seed) + 1, progress, "train flash counter")
     return TrainedCounter(net, seed, log.losses, log.wall_s, log.cpu_s)
 
 

@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from synesthesia.brain.speech import SYLLABLES, FLMPFit, McGurkModel, fit_flmp
 from synesthesia.errors import InputError
 from synesthesia.nets.mlp import MLP, MLPConfig
-from synesthesia.probes.train import build, train_steps
+from synesthesia.probes.train import NetSettings, build, check_counts, check_positive, train_with
 
 # opening height (fraction of the lip height) at the closure and in the vowel, per syllable:
 # bilabial closure for ba; the lips apart for the alveolar da and, a little wider, the velar ga
@@ -39,13 +39,13 @@ VOWEL = 0.8
 
 
 @dataclass
-class McGurkConfig:
+class McGurkConfig(NetSettings):
     """The syllable world, the network and its training.
 
     n_per: synthesised clips per syllable (a third held out for the probe); frames, mel_bins:
     the audio feature size; video_frames, size: the mouth movie; noise_a: the auditory feature
     noise levels of training (one drawn per trial; sd in units of the features' sd); noise_v:
-    pixel noise sd.
+    pixel noise sd; and the network and training fields of :class:`NetSettings`.
     """
 
     n_per: int = 90
@@ -54,25 +54,18 @@ class McGurkConfig:
     size: int = 12
     noise_a: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     noise_v: float = 0.3
-    hidden: int = 128
-    depth: int = 2
-    steps: int = 2000
+    seed: int = 0
+    steps: int = 2000  # NetSettings' fields with this probe's defaults
     batch: int = 256
     lr: float = 2e-3
-    warmup_steps: int = 100
-    precision: str = "fp32"
-    seed: int = 0
 
     def __post_init__(self) -> None:
         self.noise_a = tuple(float(v) for v in self.noise_a)
         if not self.noise_a or not all(math.isfinite(v) and v >= 0 for v in self.noise_a):
             raise InputError(f"noise_a: need noise levels >= 0, got {self.noise_a}")
-        if not (math.isfinite(self.noise_v) and self.noise_v >= 0):
-            raise InputError(f"noise_v: must be a finite number >= 0, got {self.noise_v!r}")
-        for name in ("n_per", "mel_frames", "video_frames", "size", "steps", "batch", "hidden"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InputError(f"{name}: must be an integer >= 1, got {v!r}")
+        check_positive(self, ("noise_v",), allow_zero=True)
+        check_counts(self, ("n_per", "mel_frames", "video_frames", "size"))
+        self.check_training()
         if self.n_per < 3:
             raise InputError(f"n_per: need at least 3 clips per syllable, got {self.n_per}")
 
@@ -214,18 +207,7 @@ def train_syllable_net(
         audio, video, y = data
         return F.cross_entropy(model(audio, video), y)
 
-    log = train_steps(
-        net,
-        batch,
-        loss,
-        steps=config.steps,
-        lr=config.lr,
-        warmup_steps=config.warmup_steps,
-        precision=config.precision,
-        seed=config.seed + 1,
-        progress=progress,
-        desc="train syllable net",
-    )
+    log = train_with(config, net, batch, loss, config.seed + 1, progress, "train syllable net")
     return TrainedSyllableNet(net, bank, log.losses, log.wall_s, log.cpu_s)
 
 

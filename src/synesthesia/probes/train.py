@@ -8,6 +8,7 @@ in seconds to a minute. The learning-rate schedule and the precision are the tra
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,9 +16,31 @@ from typing import Any
 
 import torch
 
+from synesthesia.errors import InputError
 from synesthesia.training.config import TrainerConfig
 from synesthesia.training.precision import autocast, resolve_precision
 from synesthesia.training.schedule import lr_at
+
+
+@dataclass
+class NetSettings:
+    """The network and training fields every probe config shares: MLP width and depth, AdamW
+    steps on batches of fresh scenes, peak learning rate, warm-up steps, precision."""
+
+    hidden: int = 128
+    depth: int = 2
+    steps: int = 3000
+    batch: int = 512
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    precision: str = "fp32"
+
+    def check_training(self) -> None:
+        """Every field valid (InputError naming the field otherwise)."""
+        check_positive(self, ("lr",))
+        check_counts(self, ("hidden", "depth", "steps", "batch"))
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise InputError(f"warmup_steps: must be an integer >= 0, got {self.warmup_steps!r}")
 
 
 @dataclass
@@ -82,3 +105,46 @@ def train_steps(
     net.eval()
     log.wall_s, log.cpu_s = time.perf_counter() - t0, time.process_time() - c0
     return log
+
+
+def train_with(
+    config: Any,
+    net: torch.nn.Module,
+    batch: Callable[[torch.Generator], Any],
+    loss: Callable[[torch.nn.Module, Any], torch.Tensor],
+    seed: int,
+    progress: bool = False,
+    desc: str = "train",
+) -> TrainLog:
+    """:func:`train_steps` with a probe config's ``steps``, ``lr``, ``warmup_steps`` and
+    ``precision``."""
+    return train_steps(
+        net,
+        batch,
+        loss,
+        steps=config.steps,
+        lr=config.lr,
+        warmup_steps=config.warmup_steps,
+        precision=config.precision,
+        seed=seed,
+        progress=progress,
+        desc=desc,
+    )
+
+
+def check_positive(config: Any, names: tuple[str, ...], allow_zero: bool = False) -> None:
+    """Each named field of ``config`` a finite number > 0 (>= 0 with ``allow_zero``)."""
+    for name in names:
+        v = getattr(config, name)
+        ok = isinstance(v, int | float) and math.isfinite(v) and (v >= 0 if allow_zero else v > 0)
+        if not ok:
+            need = ">= 0" if allow_zero else "> 0"
+            raise InputError(f"{name}: must be a finite number {need}, got {v!r}")
+
+
+def check_counts(config: Any, names: tuple[str, ...]) -> None:
+    """Each named field of ``config`` an integer >= 1."""
+    for name in names:
+        v = getattr(config, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InputError(f"{name}: must be an integer >= 1, got {v!r}")

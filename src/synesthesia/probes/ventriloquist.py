@@ -16,7 +16,6 @@ brain module's models are fitted to them by maximum likelihood (:mod:`synesthesi
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,16 +44,16 @@ from synesthesia.probes.runner import (
     fit_models,
     run_paradigm,
 )
-from synesthesia.probes.train import build, train_steps
+from synesthesia.probes.train import NetSettings, build, check_positive, train_with
 
 
 @dataclass
-class VentriloquistConfig:
+class VentriloquistConfig(NetSettings):
     """The world, the network and its training.
 
     sigma_v, sigma_a: the sensory noise (deg) the population codes carry (their Cramer-Rao
     bound); width_v, width_a: tuning widths; prior_mean, prior_sd: the source prior of the
-    training scenes; hidden, depth: the MLP; steps, batch, lr: Adam training on fresh scenes.
+    training scenes; and the network and training fields of :class:`NetSettings`.
     """
 
     sigma_v: float = 2.0
@@ -66,23 +65,10 @@ class VentriloquistConfig:
     high: float = 120.0
     prior_mean: float = 0.0
     prior_sd: float = 10.0
-    hidden: int = 128
-    depth: int = 2
-    steps: int = 3000
-    batch: int = 512
-    lr: float = 3e-3
-    warmup_steps: int = 100
-    precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        for name in ("sigma_v", "sigma_a", "width_v", "width_a", "prior_sd", "lr"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise InputError(f"{name}: must be a finite number > 0, got {v!r}")
-        for name in ("steps", "batch", "hidden", "depth"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InputError(f"{name}: must be an integer >= 1, got {v!r}")
+        check_positive(self, ("sigma_v", "sigma_a", "width_v", "width_a", "prior_sd"))
+        self.check_training()
 
     def codes(self) -> tuple[PopulationCode, PopulationCode]:
         """The visual and the auditory population code."""
@@ -180,18 +166,8 @@ def train_localiser(
         raise InputError(f"p_train: must be in [0, 1], got {p_train!r}")
     net = build(lambda: Localiser(config), seed)
     p = float(p_train)
-    log = train_steps(
-        net,
-        lambda g: sample_scenes(config, p, config.batch, g),
-        loss_fn,
-        steps=config.steps,
-        lr=config.lr,
-        warmup_steps=config.warmup_steps,
-        precision=config.precision,
-        seed=int(seed) + 1,
-        progress=progress,
-        desc=f"train p_train={p:g}",
-    )
+    batch = lambda g: sample_scenes(config, p, config.batch, g)  # noqa: E731
+    log = train_with(config, net, batch, loss_fn, int(seed) + 1, progress, f"train p_train={p:g}")
     return TrainedLocaliser(net, p, seed, log.losses, log.wall_s, log.cpu_s)
 
 
