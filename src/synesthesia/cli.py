@@ -9,16 +9,29 @@ exception is a bug and keeps its traceback. An interrupted command exits with 13
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from synesthesia import __version__
 from synesthesia.commands import Parser
 from synesthesia.errors import InputError
 
 # One module per room under synesthesia.commands; each has register(subparsers).
-COMMAND_MODULES = ("oracle", "data", "image", "autoencoder", "text2image", "clip", "brain")
+COMMAND_MODULES = (
+    "oracle",
+    "data",
+    "image",
+    "autoencoder",
+    "text2image",
+    "video",
+    "audio",
+    "clip",
+    "brain",
+    "probe",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _quiet_unless_main() -> Iterator[None]:
+    """Under torchrun / accelerate launch, only rank 0 prints results (each rank runs the same
+    command); the others' standard output is dropped, their errors still reach stderr."""
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if rank == 0:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
@@ -55,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        result = args.func(args)
+        with _quiet_unless_main():
+            result = args.func(args)
     except InputError as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"synesthesia: error: {message}", file=sys.stderr)

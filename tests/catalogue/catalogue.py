@@ -55,6 +55,27 @@ def make_file(name: str, data: bytes | str = b"x", mode: int | None = None):
     return prepare
 
 
+def edit_json(edit: Callable[[dict], dict], rel: str = "run/checkpoint/config.json"):
+    """``prepare``: the JSON file ``tmp/rel`` replaced by ``edit`` of its contents."""
+    import json
+
+    def prepare(tmp: Path) -> None:
+        path = tmp / rel
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+    return prepare
+
+
+def damaged(rel: str, keep: int | None = None) -> Callable[[Path], None]:
+    """``prepare``: ``tmp/run/rel`` cut to its first ``keep`` bytes, or deleted (None)."""
+
+    def prepare(tmp: Path) -> None:
+        path = tmp / "run" / rel
+        path.unlink() if keep is None else path.write_bytes(path.read_bytes()[:keep])
+
+    return prepare
+
+
 def with_run(case: Case, trained: Path) -> Case:
     """``case`` with a copy of the training run ``trained`` in ``{tmp}/run`` (prepared first)."""
     import dataclasses

@@ -6,12 +6,11 @@ test's folder, so a row may corrupt it freely.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from catalogue import Case, make_file, make_folder, with_run
+from catalogue import Case, damaged, edit_json, make_file, make_folder, with_run
 from synesthesia.cli import main
 
 TRAIN = ["train", "autoencoder", "--data", "digits8x8", "--batch-size", "32", "--no-progress"]
@@ -27,31 +26,8 @@ def trained(tmp_path_factory) -> Path:
     return out
 
 
-def _edit_config(edit):
-    def prepare(tmp: Path) -> None:
-        path = tmp / "run" / "checkpoint" / "config.json"
-        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
-
-    return prepare
-
-
-def _truncate(rel: str, keep: int):
-    def prepare(tmp: Path) -> None:
-        path = tmp / "run" / rel
-        path.write_bytes(path.read_bytes()[:keep])
-
-    return prepare
-
-
-def _remove(rel: str):
-    def prepare(tmp: Path) -> None:
-        (tmp / "run" / rel).unlink()
-
-    return prepare
-
-
 def _network(**changes):
-    return _edit_config(lambda c: {**c, "autoencoder": {**c["autoencoder"], **changes}})
+    return edit_json(lambda c: {**c, "autoencoder": {**c["autoencoder"], **changes}})
 
 
 CASES = [
@@ -68,7 +44,7 @@ CASES = [
     Case("train-seed-negative", [*TRAIN, "--seed", "-1", "--out", "{tmp}/r"], "--seed"),
     Case("train-seed-overflow", [*TRAIN, "--seed", "99999999999999999999", "--out", "{tmp}/r"],
          "--seed"),
-    Case("train-precision", [*TRAIN, "--precision", "fp16", "--out", "{tmp}/r"], "--precision"),
+    Case("train-precision", [*TRAIN, "--precision", "fp8", "--out", "{tmp}/r"], "--precision"),
     # output folders, checked before any work
     Case("train-out-is-file", [*TRAIN, "--max-steps", "1", "--out", "{tmp}/t.sh"], "is a file",
          prepare=make_file("t.sh")),
@@ -84,11 +60,11 @@ CASES = [
     Case("resume-other-batch", [*RESUME, "--batch-size", "16"], "--batch-size: the run"),
     Case("resume-fewer-steps", [*RESUME, "--max-steps", "3"], "already at step 6"),
     Case("resume-image-run", RESUME, "not an autoencoder run (kind='image')",
-         prepare=_edit_config(lambda c: {**c, "kind": "image"})),
+         prepare=edit_json(lambda c: {**c, "kind": "image"})),
     Case("resume-corrupted-state", RESUME, "trainer_state.json",
-         prepare=_truncate("checkpoint/train/trainer_state.json", 10)),
+         prepare=damaged("checkpoint/train/trainer_state.json", 10)),
     Case("resume-corrupted-optimizer", [*RESUME, "--max-steps", "8"], "optimizer.safetensors",
-         prepare=_truncate("checkpoint/train/optimizer.safetensors", 50)),
+         prepare=damaged("checkpoint/train/optimizer.safetensors", 50)),
     # checkpoints given to eval
     Case("eval-no-checkpoint", ["eval", "{tmp}/nothing"], "no such checkpoint"),
     Case("eval-checkpoint-is-file", ["eval", "{tmp}/t.sh"], "is a file",
@@ -96,23 +72,23 @@ CASES = [
     Case("eval-kind-no-checkpoint", ["eval", "autoencoder", "{tmp}/nothing"],
          "no such checkpoint folder"),
     Case("eval-truncated-config", EVAL, "corrupted or truncated JSON",
-         prepare=_truncate("checkpoint/config.json", 30)),
+         prepare=damaged("checkpoint/config.json", 30)),
     Case("eval-truncated-weights", EVAL, "model.safetensors",
-         prepare=_truncate("checkpoint/model.safetensors", 100)),
+         prepare=damaged("checkpoint/model.safetensors", 100)),
     Case("eval-missing-weights", EVAL, "weights file not found",
-         prepare=_remove("checkpoint/model.safetensors")),
+         prepare=damaged("checkpoint/model.safetensors")),
     Case("eval-wrong-kind", ["eval", "autoencoder", CKPT, "--no-progress"],
          "not an autoencoder (kind='nonsense')",
-         prepare=_edit_config(lambda c: {**c, "kind": "nonsense"})),
+         prepare=edit_json(lambda c: {**c, "kind": "nonsense"})),
     Case("eval-missing-network", EVAL, "missing 'autoencoder'",
-         prepare=_edit_config(lambda c: {k: v for k, v in c.items() if k != "autoencoder"})),
+         prepare=edit_json(lambda c: {k: v for k, v in c.items() if k != "autoencoder"})),
     Case("eval-unknown-key", EVAL, "unknown AutoencoderConfig keys ['chanels']",
          prepare=_network(chanels=[8])),
     Case("eval-bad-scaling", EVAL, "scaling_factor", prepare=_network(scaling_factor=-1.0)),
     Case("eval-too-large-latent", EVAL, "more than a quarter", prepare=_network(channels=[32])),
     Case("eval-weights-do-not-fit", EVAL, "do not fit", prepare=_network(channels=[16, 64])),
     Case("eval-other-image-size", EVAL, "takes (1, 28, 28) images",
-         prepare=_edit_config(lambda c: {**c, "autoencoder": {**c["autoencoder"],
+         prepare=edit_json(lambda c: {**c, "autoencoder": {**c["autoencoder"],
                                                               "image_size": 28}})),
     # eval outputs and options
     Case("eval-json-extension", [*EVAL, "--json", "{tmp}/s.txt"], ".json"),

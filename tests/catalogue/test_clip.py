@@ -158,7 +158,7 @@ CASES = [
          "give image"),
     Case("train-modalities-unknown", ["train", "clip", "--modalities", "image,smell"],
          "unknown modality 'smell'"),
-    Case("train-precision", [*TRAIN, "--precision", "fp16", "--out", "{tmp}/r"], "--precision"),
+    Case("train-precision", [*TRAIN, "--precision", "fp8", "--out", "{tmp}/r"], "--precision"),
     Case("train-loss", [*TRAIN, "--loss", "triplet", "--out", "{tmp}/r"], "--loss"),
     # resuming
     Case("resume-nothing", [*TRAIN, "--resume", "--out", "{tmp}/empty"], "no checkpoint"),

@@ -90,7 +90,7 @@ CASES = [
     Case("sample-class-out-of-range", [*SAMPLE, "--class", "12", "--out", "{tmp}/x.png"],
          "--class 12"),
     Case("sample-method", [*SAMPLE, "--method", "plms", "--out", "{tmp}/x.png"], "--method"),
-    Case("sample-precision", [*SAMPLE, "--precision", "fp16", "--out", "{tmp}/x.png"],
+    Case("sample-precision", [*SAMPLE, "--precision", "fp8", "--out", "{tmp}/x.png"],
          "--precision"),
     Case("train-seed-negative", [*TRAIN, "--seed", "-5", "--out", "{tmp}/r"], "--seed"),
     Case("train-minutes-nan", [*TRAIN, "--minutes", "nan", "--out", "{tmp}/r"], "--minutes"),
@@ -136,6 +136,14 @@ CASES = [
     Case("train-data-missing", ["train", "image", "--data", "{tmp}/no/such", "--out", "{tmp}/r"],
          "no/such"),
     Case("unknown-command", ["paint"], "invalid choice"),
+    Case("grad-accumulation-zero", [*TRAIN, "--grad-accumulation", "0", "--out", "{tmp}/r"],
+         "--grad-accumulation: expected a positive integer"),
+    Case("batch-not-divisible-by-accumulation",
+         [*TRAIN, "--grad-accumulation", "3", "--max-steps", "2", "--out", "{tmp}/r"],
+         "batch_size=32 must be divisible by the number of processes (1) times "
+         "grad_accumulation (3)"),
+    Case("precision-unknown", [*TRAIN, "--precision", "fp8", "--out", "{tmp}/r"],
+         "--precision: invalid choice: 'fp8'"),
 ]  # fmt: skip
 
 

@@ -8,13 +8,12 @@ weights, saved by the pipeline) where a row needs one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from catalogue import ROOT, Case, make_file, make_folder, with_run
+from catalogue import ROOT, Case, damaged, edit_json, make_file, make_folder, with_run
 from synesthesia.cli import main
 from synesthesia.errors import InputError
 
@@ -35,26 +34,6 @@ def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("text2image-run") / "run"
     assert main([*TRAIN, "--max-steps", "3", "--out", str(out)]) == 0
     return out
-
-
-def _config(edit, rel: str = "run/checkpoint/config.json"):
-    """``prepare``: ``tmp/rel`` (a JSON file) replaced by ``edit`` of its contents."""
-
-    def prepare(tmp: Path) -> None:
-        text = (tmp / rel).read_text()
-        (tmp / rel).write_text(json.dumps(edit(json.loads(text))))
-
-    return prepare
-
-
-def _damaged(rel: str, keep: int | None = None):
-    """``prepare``: ``tmp/run/rel`` cut to its first ``keep`` bytes, or deleted (None)."""
-
-    def prepare(tmp: Path) -> None:
-        path = tmp / "run" / rel
-        path.unlink() if keep is None else path.write_bytes(path.read_bytes()[:keep])
-
-    return prepare
 
 
 def _tiny_pipe(latent: bool):
@@ -90,7 +69,7 @@ def _latent_folder(edit_state=None, edit_config=None):
             path = folder / "model.safetensors"
             save_file(edit_state(load_file(path)), path)
         if edit_config is not None:
-            _config(edit_config, "latent/config.json")(tmp)
+            edit_json(edit_config, "latent/config.json")(tmp)
 
     return prepare
 
@@ -126,7 +105,7 @@ CASES = [
          "--guidance"),
     Case("train-preset-unknown", [*TRAIN, "--preset", "huge", "--out", "{tmp}/r"], "--preset"),
     Case("train-seed-negative", [*TRAIN, "--seed", "-1", "--out", "{tmp}/r"], "--seed"),
-    Case("train-precision", [*TRAIN, "--precision", "fp16", "--out", "{tmp}/r"], "--precision"),
+    Case("train-precision", [*TRAIN, "--precision", "fp8", "--out", "{tmp}/r"], "--precision"),
     # text encoder and autoencoder folders
     Case("train-text-encoder-word", [*TRAIN, "--text-encoder", "bert", "--out", "{tmp}/r"],
          "'joint' or 'clip:FOLDER'"),
@@ -160,9 +139,9 @@ CASES = [
     Case("resume-other-batch", [*RESUME, "--batch-size", "32"], "--batch-size: the run"),
     Case("resume-fewer-steps", [*RESUME, "--max-steps", "2"], "already at step 3"),
     Case("resume-image-run", RESUME, "not a text-to-image run",
-         prepare=_config(lambda c: {**c, "kind": "image"})),
+         prepare=edit_json(lambda c: {**c, "kind": "image"})),
     Case("resume-corrupted-state", RESUME, "trainer_state.json",
-         prepare=_damaged("checkpoint/train/trainer_state.json", 10)),
+         prepare=damaged("checkpoint/train/trainer_state.json", 10)),
     # generate: values and outputs, checked at parse time
     Case("generate-no-prompt", ["generate", CKPT, "--out", "{tmp}/x.png"], "prompt"),
     Case("generate-guidance-negative", [*GEN, "--guidance", "-2", *OUT], "--guidance"),
@@ -191,26 +170,26 @@ CASES = [
     Case("generate-kind-no-checkpoint", ["generate", "text2image", "{tmp}/nothing", "a", *OUT],
          "no such checkpoint"),
     Case("generate-truncated-config", [*GEN, *OUT], "corrupted or truncated JSON",
-         prepare=_damaged("checkpoint/config.json", 30)),
+         prepare=damaged("checkpoint/config.json", 30)),
     Case("generate-truncated-weights", [*GEN, *OUT], "model.safetensors",
-         prepare=_damaged("checkpoint/model.safetensors", 100)),
+         prepare=damaged("checkpoint/model.safetensors", 100)),
     Case("generate-missing-weights", [*GEN, *OUT], "weights file not found",
-         prepare=_damaged("checkpoint/model.safetensors")),
+         prepare=damaged("checkpoint/model.safetensors")),
     Case("generate-image-kind", [*GEN, *OUT], "kind 'image'",
-         prepare=_config(lambda c: {**c, "kind": "image"})),
+         prepare=edit_json(lambda c: {**c, "kind": "image"})),
     Case("generate-clip-kind", ["generate", "{tmp}/c", "a seven", *OUT], "has no generate",
          prepare=make_file("c/config.json", '{"kind": "clip"}')),
     Case("generate-kind-autoencoder-folder",
          ["generate", "text2image", "{tmp}/ae", "a seven", *OUT],
          "kind is 'autoencoder', not a TextToImagePipeline", prepare=_autoencoder_folder("ae")),
     Case("generate-missing-unet", [*GEN, *OUT], "missing unet",
-         prepare=_config(lambda c: {k: v for k, v in c.items() if k != "unet"})),
+         prepare=edit_json(lambda c: {k: v for k, v in c.items() if k != "unet"})),
     Case("generate-unknown-unet-key", [*GEN, *OUT], "unknown UNetConfig keys",
-         prepare=_config(lambda c: {**c, "unet": {**c["unet"], "widht": 3}})),
+         prepare=edit_json(lambda c: {**c, "unet": {**c["unet"], "widht": 3}})),
     Case("generate-weights-do-not-fit", [*GEN, *OUT], "do not fit",
-         prepare=_config(lambda c: {**c, "unet": {**c["unet"], "base_channels": 8}})),
+         prepare=edit_json(lambda c: {**c, "unet": {**c["unet"], "base_channels": 8}})),
     Case("generate-bad-schedule", [*GEN, *OUT], "bad noise schedule",
-         prepare=_config(lambda c: {**c, "schedule": {"kind": "nonsense"}})),
+         prepare=edit_json(lambda c: {**c, "schedule": {"kind": "nonsense"}})),
     Case("generate-latent-without-autoencoder-weights",
          ["generate", LATENT, "a seven", "--steps", "1", *OUT],
          "a latent model without its autoencoder's weights",
@@ -233,9 +212,9 @@ CASES = [
     Case("eval-n-per-prompt-zero", [*EVAL, "--n-per-prompt", "0"], "--n-per-prompt"),
     Case("eval-guidance-negative", [*EVAL, "--guidance", "-1"], "--guidance"),
     Case("eval-truncated-weights", EVAL, "model.safetensors",
-         prepare=_damaged("checkpoint/model.safetensors", 100)),
+         prepare=damaged("checkpoint/model.safetensors", 100)),
     Case("eval-wrong-kind", ["eval", "text2image", CKPT], "kind is 'image'",
-         prepare=_config(lambda c: {**c, "kind": "image"})),
+         prepare=edit_json(lambda c: {**c, "kind": "image"})),
     Case("eval-cache-is-file", EVAL, "$SYNESTHESIA_CACHE", prepare=make_file("c.sh"),
          env={"SYNESTHESIA_CACHE": "{tmp}/c.sh"}),
 ]  # fmt: skip
@@ -262,14 +241,14 @@ KNOWN = {
 }
 DEFECTS = [
     Case("generate-vocabulary-mismatch", [*GEN, *OUT], "config.json",
-         prepare=_config(_drop_word)),
+         prepare=edit_json(_drop_word)),
     Case("generate-bad-prediction", [*GEN, *OUT], "prediction",
-         prepare=_config(lambda c: {**c, "prediction": "score"})),
+         prepare=edit_json(lambda c: {**c, "prediction": "score"})),
     Case("generate-latent-shape-mismatch", ["generate", LATENT, "a seven", "--steps", "1", *OUT],
          "latent", prepare=_latent_folder(
              edit_config=lambda c: {**c, "unet": {**c["unet"], "image_size": 8}})),
     Case("generate-bad-guidance-in-config", [*GEN, *OUT], "guidance_scale",
-         prepare=_config(lambda c: {**c, "guidance_scale": "high"})),
+         prepare=edit_json(lambda c: {**c, "guidance_scale": "high"})),
 ]  # fmt: skip
 
 

@@ -44,8 +44,21 @@ def test_forced_precisions_and_bad_names():
     with precision.autocast("bf16", "cpu"):
         assert torch.is_autocast_enabled("cpu")
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    assert precision.resolve_precision("fp16", "cpu") == "fp16"
+    with precision.autocast("fp16", "cpu"):
+        assert torch.get_autocast_dtype("cpu") == torch.float16
     with pytest.raises(InputError, match="precision must be one of"):
-        precision.resolve_precision("fp16", "cpu")
+        precision.resolve_precision("fp8", "cpu")
+
+
+def test_auto_on_a_gpu_is_bf16_where_supported_else_fp16_with_its_scaler(monkeypatch):
+    precision.clear_precision_cache()
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": False)  # e.g. a V100
+    assert precision.resolve_precision("auto", "cuda") == "fp16"
+    precision.clear_precision_cache()
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": True)  # Ampere on
+    assert precision.resolve_precision("auto", "cuda") == "bf16"
+    precision.clear_precision_cache()
 
 
 def test_measured_speedup_is_a_real_timing():

@@ -42,7 +42,7 @@ def test_ema_decay_warmup(tmp_path):
     "field, value",
     [
         ("lr_schedule", "linear"),
-        ("mixed_precision", "fp16"),
+        ("mixed_precision", "fp8"),
         ("batch_size", 0),
         ("lr", -1.0),
         ("ema_decay", 1.0),

@@ -101,13 +101,33 @@ def output_dir(text: str) -> Path:
 
 
 def add_precision_option(p: argparse.ArgumentParser) -> None:
-    """``--precision auto|fp32|bf16`` (auto: bf16 only where native and measured faster)."""
+    """``--precision auto|fp32|bf16|fp16`` (auto: bf16 only where native and measured faster;
+    fp16 on a GPU without bf16)."""
     p.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16"),
+        choices=("auto", "fp32", "bf16", "fp16"),
         default="auto",
         help="auto (default: bf16 only where the CPU/GPU computes it natively and it measures "
-        "faster), fp32 or bf16",
+        "faster; fp16 with a gradient scaler on a GPU without bf16), fp32, bf16 or fp16",
+    )
+
+
+def add_scale_options(p: argparse.ArgumentParser) -> None:
+    """``--grad-accumulation N`` and ``--compile``: what a bigger machine or a bigger batch
+    needs (see docs/scale.md; several processes come from accelerate launch / torchrun)."""
+    p.add_argument(
+        "--grad-accumulation",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="micro-batches per optimizer step (default 1); --batch-size stays the global "
+        "batch, so it must divide by N times the number of processes",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the training forward through torch.compile (first steps compile; measure "
+        "before relying on it)",
     )
 
 
@@ -233,3 +253,95 @@ def _kind_parser(verb: str, kind: str) -> argparse.ArgumentParser:
     if add is not None:
         add(parser)
     return parser
+
+
+# ---------------------------------------------------------------------- training runs
+def add_run_options(
+    train: argparse.ArgumentParser,
+    *,
+    name: str,
+    minutes: float,
+    max_batch: int,
+    max_steps: int,
+    what: str = "images",
+) -> None:
+    """The options every time-bounded ``train KIND`` shares: ``--data --minutes --out --resume
+    --seed --batch-size --max-steps --precision --no-progress`` (``--out`` defaults to
+    ``runs/NAME``). Settings a resumption keeps (data, batch size, seed) default to ``None``,
+    resolved by :func:`run_settings`."""
+    train.add_argument(
+        "--data",
+        default=None,
+        help=f"mnist5k (built in, default), digits8x8, or a folder of MNIST/Fashion-MNIST IDX "
+        f"files, the source of the {what} (on --resume: the run's own)",
+    )
+    train.add_argument(
+        "--minutes", type=positive_float, default=minutes, help=f"time budget (default {minutes:g})"
+    )
+    train.add_argument(
+        "--out",
+        type=output_dir,
+        default=Path("runs") / name,
+        help=f"run folder (default runs/{name})",
+    )
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
+    train.add_argument(
+        "--batch-size", type=count_up_to(max_batch), default=None, help="batch (default 64)"
+    )
+    train.add_argument(
+        "--max-steps",
+        type=count_up_to(max_steps),
+        default=None,
+        help="schedule length (default: fit --minutes); on --resume, a larger value extends "
+        "the run",
+    )
+    add_precision_option(train)
+    add_scale_options(train)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+#: What a run keeps unless told otherwise (``--data``, ``--batch-size``, ``--seed``).
+RUN_DEFAULTS = {"data": "mnist5k", "batch_size": 64, "seed": 0}
+
+
+def run_settings(
+    args: argparse.Namespace,
+    read_saved: Callable[[Path], dict],
+    defaults: dict | None = None,
+) -> dict:
+    """The settings of a training run that a resumption must keep, one value per key of
+    ``defaults`` (``RUN_DEFAULTS`` unless given; each key is an attribute of ``args``).
+
+    Without ``--resume``: what is given, else the default. With it: what is not given comes
+    from the saved run (``read_saved(out)``); what is given must equal the saved value, or
+    the error names the option and both values.
+    """
+    defaults = RUN_DEFAULTS if defaults is None else defaults
+    given = {key: getattr(args, key) for key in defaults}
+    if args.resume:
+        saved = read_saved(args.out)
+        for key, value in given.items():
+            if value is not None and saved.get(key) not in (None, value):
+                raise CommandError(
+                    f"--{key.replace('_', '-')}: the run in {args.out} used {saved[key]!r}, "
+                    f"this call gives {value!r}; resume with the run's own settings, or start "
+                    "a new run in another --out"
+                )
+        given = {k: saved.get(k) if v is None else v for k, v in given.items()}
+    return {k: defaults[k] if v is None else v for k, v in given.items()}
+
+
+def report_interrupted(result, kind: str, out: Path, then: str = "") -> int:
+    """Say how far an interrupted ``train KIND`` run got and how to resume it; its exit
+    status (130)."""
+    import shlex
+    import sys
+
+    command = f"synesthesia train {kind} --out {shlex.quote(str(out))} --resume{then}"
+    print(
+        f"interrupted at step {result.step} of {result.max_steps}; checkpoint of step "
+        f"{result.checkpoint_step} in {result.checkpoint}. Resume with:\n  {command}",
+        file=sys.stderr,
+    )
+    return result.exit_code

@@ -7,19 +7,17 @@ Heavy modules (torch, the trainer) are imported inside the command functions so 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 
 from synesthesia.commands import CommandError
 from synesthesia.commands._shared import (
     CheckpointKind,
-    add_precision_option,
+    add_run_options,
     count_up_to,
-    output_dir,
     output_file,
-    positive_float,
     register_kind,
+    report_interrupted,
+    run_settings,
     seed_int,
     train_subparsers,
 )
@@ -41,38 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "scaling factor (1 / std of the training latents). The checkpoint lands in "
         "OUT/checkpoint.",
     )
-    train.add_argument(
-        "--data",
-        default=None,
-        help="mnist5k (built in, default), digits8x8, or a folder of MNIST/Fashion-MNIST IDX "
-        "files (on --resume: the run's own)",
+    add_run_options(
+        train,
+        name="autoencoder",
+        minutes=DEFAULT_MINUTES,
+        max_batch=MAX_BATCH,
+        max_steps=MAX_TRAIN_STEPS,
     )
-    train.add_argument(
-        "--minutes",
-        type=positive_float,
-        default=DEFAULT_MINUTES,
-        help=f"time budget (default {DEFAULT_MINUTES:g})",
-    )
-    train.add_argument(
-        "--out",
-        type=output_dir,
-        default=Path("runs/autoencoder"),
-        help="run folder (default runs/autoencoder)",
-    )
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
-    train.add_argument(
-        "--batch-size", type=count_up_to(MAX_BATCH), default=None, help="batch (default 64)"
-    )
-    train.add_argument(
-        "--max-steps",
-        type=count_up_to(MAX_TRAIN_STEPS),
-        default=None,
-        help="schedule length (default: fit --minutes); on --resume, a larger value extends "
-        "the run",
-    )
-    add_precision_option(train)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
     register_kind(subparsers, CheckpointKind(KIND, evaluate=cmd_eval, eval_options=_eval_options))
@@ -116,20 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_autoencoder,
     )
 
-    given = {"data": args.data, "batch_size": args.batch_size, "seed": args.seed}
-    flags = {"data": "--data", "batch_size": "--batch-size", "seed": "--seed"}
-    if args.resume:  # what is not given comes from the run; what is given must match it
-        saved = resumable_settings(args.out)
-        for key, value in given.items():
-            if value is not None and saved.get(key) not in (None, value):
-                raise CommandError(
-                    f"{flags[key]}: the run in {args.out} used {saved[key]!r}, this call gives "
-                    f"{value!r}; resume with the run's own settings, or start a new run in "
-                    "another --out"
-                )
-        given = {k: saved.get(k) if v is None else v for k, v in given.items()}
-    defaults = {"data": "mnist5k", "batch_size": 64, "seed": 0}
-    given = {k: defaults[k] if v is None else v for k, v in given.items()}
+    given = run_settings(args, resumable_settings)
     train, _ = load_image_splits(given["data"])
     options = AutoencoderTrainOptions(
         out_dir=str(args.out),
@@ -139,16 +99,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=given["seed"],
         precision=args.precision,
         progress=not args.no_progress,
+        grad_accumulation=args.grad_accumulation,
+        compile=args.compile,
     )
     ae, result, plan = train_autoencoder(train, options, resume=args.resume)
     if result.interrupted:
-        command = f"synesthesia train autoencoder --out {shlex.quote(str(args.out))} --resume"
-        print(
-            f"interrupted at step {result.step} of {result.max_steps}; checkpoint of step "
-            f"{result.checkpoint_step} in {result.checkpoint}. Resume with:\n  {command}",
-            file=sys.stderr,
-        )
-        return result.exit_code
+        return report_interrupted(result, KIND, args.out)
     print(
         f"trained {result.step} steps ({result.stopped}) in {result.wall_s:.0f} s at "
         f"{result.items_per_s:.0f} images/s ({plan.get('precision', options.precision)}); "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from synesthesia.commands import CommandError
 from synesthesia.commands._shared import (
+    add_scale_options,
     positive_float,
     positive_int,
     register_eval,
@@ -23,7 +24,7 @@ from synesthesia.commands._shared import (
 KIND = "clip"  # the "kind" entry of a joint-embedding checkpoint's config.json
 #: Largest --n-speech: 100,000 clips of about 0.5 s at 22,050 Hz are 4.4 GB of float32.
 MAX_SPEECH_CLIPS = 100_000
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -100,7 +101,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision",
         choices=PRECISIONS,
         default=None,
-        help="auto (default): bf16 only where native and measured faster; fp32; bf16",
+        help="auto (default): bf16 only where native and measured faster (fp16 with a "
+        "gradient scaler on a GPU without bf16); fp32; bf16; fp16",
     )
     train.add_argument("--seed", type=seed_int, default=None, help="random seed (0)")
     train.add_argument(
@@ -109,6 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--no-eval", action="store_true", help="skip the zero-shot table after training"
     )
+    add_scale_options(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
@@ -163,6 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         fsdd_speakers=args.fsdd_speakers,
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
+        grad_accumulation=args.grad_accumulation,
+        compile=args.compile,
     )
     model, result, world = train_clip(options, resume=args.resume)
     checkpoint = Path(args.out) / "checkpoint"
@@ -176,7 +181,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"trained {result.step} steps ({result.stopped}) in {result.wall_s:.0f} s at "
         f"{result.items_per_s:.0f} images/s; checkpoint: {checkpoint}"
     )
-    if not args.no_eval:
+    from synesthesia.training.distributed import is_main_process
+
+    if not args.no_eval and is_main_process():  # several processes: one table, rank 0's
         print(format_table(quick_zero_shot(model, world)))
     return 0
 

@@ -13,14 +13,18 @@ from pathlib import Path
 
 from synesthesia.commands import CommandError
 from synesthesia.commands._shared import (
+    RUN_DEFAULTS,
     CheckpointKind,
     add_precision_option,
+    add_run_options,
     count_up_to,
     guidance_float,
     output_dir,
     output_file,
     positive_float,
     register_kind,
+    report_interrupted,
+    run_settings,
     seed_int,
     train_subparsers,
 )
@@ -101,36 +105,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "for classifier-free guidance) within a time budget; the checkpoint lands in "
         "OUT/checkpoint.",
     )
-    train.add_argument(
-        "--data",
-        default=None,
-        help="mnist5k (built in, default), digits8x8, or a folder of MNIST/Fashion-MNIST IDX "
-        "files (on --resume: the run's own)",
-    )
-    train.add_argument(
-        "--minutes", type=positive_float, default=10.0, help="time budget (default 10)"
+    add_run_options(
+        train, name="image", minutes=10.0, max_batch=MAX_BATCH, max_steps=MAX_TRAIN_STEPS
     )
     train.add_argument("--preset", choices=PRESETS, default=None, help="U-Net size (default small)")
-    train.add_argument(
-        "--out",
-        type=output_dir,
-        default=Path("runs/image"),
-        help="run folder (default runs/image)",
-    )
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
-    train.add_argument(
-        "--batch-size", type=count_up_to(MAX_BATCH), default=None, help="batch (default 64)"
-    )
-    train.add_argument(
-        "--max-steps",
-        type=count_up_to(MAX_TRAIN_STEPS),
-        default=None,
-        help="schedule length (default: fit --minutes); on --resume, a larger value extends "
-        "the run",
-    )
-    add_precision_option(train)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
     register_kind(
@@ -239,43 +217,17 @@ def _print_table(scores: dict) -> None:
         )
 
 
-def _interrupted(result, resume_command: str) -> int:
-    """Say how far an interrupted run got and how to resume it; exit status 130."""
-    import sys
-
-    print(
-        f"interrupted at step {result.step} of {result.max_steps}; checkpoint of step "
-        f"{result.checkpoint_step} in {result.checkpoint}. Resume with:\n  {resume_command}",
-        file=sys.stderr,
-    )
-    return result.exit_code
-
-
 # ---------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
     """``synesthesia train image``."""
-    import shlex
-
     from synesthesia.pipelines.image_train import (
         ImageTrainOptions,
         resumable_settings,
         train_class_to_image,
     )
 
-    given = {"preset": args.preset, "batch_size": args.batch_size, "seed": args.seed}
-    data = args.data
-    if args.resume:  # what is not given comes from the run; what is given must match it
-        saved = resumable_settings(args.out)
-        if data is not None and saved.get("data") not in (None, data):
-            raise CommandError(
-                f"--data: the run in {args.out} used {saved['data']!r}, this call gives "
-                f"{data!r}; resume with the run's own settings, or start a new run in another --out"
-            )
-        data = data or saved.get("data") or "mnist5k"
-        given = {k: saved.get(k) if v is None else v for k, v in given.items()}
-    data = data or "mnist5k"
-    defaults = {"preset": "small", "batch_size": 64, "seed": 0}
-    given = {k: defaults[k] if v is None else v for k, v in given.items()}
+    given = run_settings(args, resumable_settings, {**RUN_DEFAULTS, "preset": "small"})
+    data = given["data"]
     train, _ = _load_data(data)
     options = ImageTrainOptions(
         out_dir=str(args.out),
@@ -286,11 +238,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=given["seed"],
         mixed_precision=args.precision,
         progress=not args.no_progress,
+        grad_accumulation=args.grad_accumulation,
+        compile=args.compile,
     )
     _, result, plan = train_class_to_image(train, options, resume=args.resume)
     if result.interrupted:
-        command = f"synesthesia train image --out {shlex.quote(str(args.out))} --resume"
-        return _interrupted(result, command)
+        return report_interrupted(result, "image", args.out)
     print(
         f"trained {result.step} steps ({result.stopped}) in {result.wall_s:.0f} s at "
         f"{result.items_per_s:.0f} images/s ({plan.get('precision', options.mixed_precision)}); "
@@ -418,9 +371,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         pipe, result, plan = train_class_to_image(train, options)
         if result.interrupted:
-            return _interrupted(
-                result, f"synesthesia train image --out {out} --resume (then synesthesia eval)"
-            )
+            return report_interrupted(result, "image", out, " (then synesthesia eval)")
         sample_start = time.perf_counter()
         kept: list = []
         scores = _scores(pipe, args, val, evaluator, args.n_per_class, keep=kept)

@@ -18,12 +18,13 @@ from synesthesia.commands import CommandError
 from synesthesia.commands._shared import (
     CheckpointKind,
     add_precision_option,
+    add_run_options,
     count_up_to,
     guidance_float,
-    output_dir,
     output_file,
-    positive_float,
     register_kind,
+    report_interrupted,
+    run_settings,
     seed_int,
     train_subparsers,
 )
@@ -33,7 +34,6 @@ from synesthesia.commands.image import (
     MAX_SAMPLES,
     MAX_TRAIN_STEPS,
     METHODS,
-    _interrupted,
     _load_data,
 )
 
@@ -123,12 +123,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "time budget; with --latent, in the latent space of a trained autoencoder. The "
         "checkpoint lands in OUT/checkpoint.",
     )
-    train.add_argument(
-        "--data",
-        default=None,
-        help="mnist5k (built in, default), digits8x8 or an IDX folder (on --resume: the run's)",
+    add_run_options(
+        train, name="text2image", minutes=15.0, max_batch=MAX_BATCH, max_steps=MAX_TRAIN_STEPS
     )
-    train.add_argument("--minutes", type=positive_float, default=15.0, help="time budget")
     train.add_argument(
         "--latent",
         type=_checkpoint_folder,
@@ -143,20 +140,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="joint (default: trained with the denoiser) or clip:FOLDER (a frozen CLIP text tower)",
     )
     train.add_argument("--preset", choices=TEXT_PRESETS, default=None, help="U-Net size")
-    train.add_argument("--out", type=output_dir, default=Path("runs/text2image"), help="run folder")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
-    train.add_argument(
-        "--batch-size", type=count_up_to(MAX_BATCH), default=None, help="batch (default 64)"
-    )
-    train.add_argument(
-        "--max-steps", type=count_up_to(MAX_TRAIN_STEPS), default=None, help="schedule length"
-    )
     train.add_argument(
         "--guidance", type=guidance_float, default=3.0, help="default guidance stored"
     )
-    add_precision_option(train)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
     register_kind(
@@ -179,18 +165,13 @@ def _load(checkpoint: Path, precision: str):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``synesthesia train text2image``."""
-    import shlex
+    from synesthesia.pipelines.text2image_train import (
+        TextTrainOptions,
+        resumable_settings,
+        train_text_to_image,
+    )
 
-    from synesthesia.pipelines.text2image_train import TextTrainOptions, train_text_to_image
-
-    given = {"data": args.data, "batch_size": args.batch_size, "seed": args.seed}
-    if args.resume:  # what is not given comes from the run; what is given must match it
-        from synesthesia.pipelines.text2image_train import resumable_settings
-
-        saved = resumable_settings(args.out)
-        given = {k: saved.get(k) if v is None else v for k, v in given.items()}
-    defaults = {"data": "mnist5k", "batch_size": 64, "seed": 0}
-    given = {k: defaults[k] if v is None else v for k, v in given.items()}
+    given = run_settings(args, resumable_settings)
     train, _ = _load_data(given["data"])
     options = TextTrainOptions(
         out_dir=str(args.out),
@@ -204,11 +185,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         text_encoder=args.text_encoder,
         autoencoder=None if args.latent is None else str(args.latent),
         guidance_scale=args.guidance,
+        grad_accumulation=args.grad_accumulation,
+        compile=args.compile,
     )
     _, result, plan = train_text_to_image(train, options, resume=args.resume)
     if result.interrupted:
-        command = f"synesthesia train text2image --out {shlex.quote(str(args.out))} --resume"
-        return _interrupted(result, command)
+        return report_interrupted(result, KIND, args.out)
     print(
         f"trained {result.step} steps ({result.stopped}) in {result.wall_s:.0f} s at "
         f"{result.items_per_s:.0f} images/s ({plan.get('precision', args.precision)}); "

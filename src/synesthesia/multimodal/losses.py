@@ -91,6 +91,43 @@ class LogitScale(nn.Module):
         return logits if self.bias is None else logits + self.bias
 
 
+def _world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B x D on each of P processes) concatenated in rank order (P*B x D), with
+    gradients flowing back to every process's own rows; ``x`` itself in one process.
+
+    The contrastive loss then sees every process's embeddings as negatives (open_clip's
+    ``gather_with_grad``). Each rank computes the same global loss; the gather's backward sums
+    the ranks' gradients of their rows (a reduce-scatter) and DDP averages the parameters'
+    gradients over ranks, so the result equals one process on the concatenated batch.
+    Gathering without gradients would leave other ranks' rows as constants: a different,
+    wrong gradient.
+    """
+    _, size = _world()
+    if size == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+
+def gather_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Every process's ``labels`` concatenated in rank order (no gradients), to build the
+    positive mask of the gathered batch; ``labels`` itself in one process."""
+    _, size = _world()
+    if size == 1:
+        return labels
+    parts = [torch.empty_like(labels) for _ in range(size)]
+    torch.distributed.all_gather(parts, labels.contiguous())
+    return torch.cat(parts)
+
+
 LOSSES = {"clip": info_nce, "siglip": sigmoid_loss}
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from synesthesia.errors import InputError
-from synesthesia.multimodal.losses import LogitScale
+from synesthesia.multimodal.losses import LogitScale, gather_with_grad
 from synesthesia.multimodal.modalities import (
     PROMPT_WORDS,
     default_log_mel,
@@ -252,12 +252,18 @@ class JointEmbeddingModel(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Embeddings of every modality of this model that ``batch`` holds, and for each other
         modality ``m`` present with the anchor ``logits_m`` (anchor x m, scaled) and ``scale_m``.
+
+        Under several training processes the logits are global: every process's embeddings
+        are gathered with gradients (:func:`~synesthesia.multimodal.losses.gather_with_grad`),
+        so ``logits_m`` is (P*B) x (P*B) on every rank, the other ranks' items as negatives.
         """
         out = {m: self.encode(m, batch[m]) for m in self.config.modalities if m in batch}
         if self.anchor in out:
+            gather = gather_with_grad if torch.is_grad_enabled() else (lambda x: x)
+            embeddings = {m: gather(e) for m, e in out.items()}
             for m in self.others:
                 if m in out:
-                    out[f"logits_{m}"] = self.logits(out, m)
+                    out[f"logits_{m}"] = self.logits(embeddings, m)
                     out[f"scale_{m}"] = self.logit_scales[m].scale.detach()
         return out
 

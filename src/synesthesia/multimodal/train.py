@@ -35,7 +35,7 @@ import torch
 
 from synesthesia.errors import InputError
 from synesthesia.multimodal.augment import shift_images, spec_augment
-from synesthesia.multimodal.losses import contrastive_loss
+from synesthesia.multimodal.losses import contrastive_loss, gather_labels
 from synesthesia.multimodal.modalities import get_modality
 
 __all__ = [
@@ -134,7 +134,8 @@ class ContrastiveObjective:
     def __call__(self, model, batch: dict, generator: torch.Generator):
         inputs = self.draw_inputs(batch, generator)
         out = model(inputs)  # embeddings and anchor logits (through forward, so DDP syncs)
-        labels = batch["label"]
+        # under several processes the logits span the gathered global batch: so do the labels
+        labels = gather_labels(batch["label"])
         total = 0.0
         logs: dict[str, float] = {}
         for m in self.modalities:
@@ -190,6 +191,8 @@ class ClipTrainOptions:
     cache_dir: str | None = None
     progress: bool = True
     pick_threads: bool = True  # the throughput probe also tries one CPU thread (shared cores)
+    grad_accumulation: int = 1  # micro-batches per step (batch_size stays the global batch)
+    compile: bool = False  # torch.compile the training forward
 
 
 def clip_data_from_world(world, split: str = "train", speech_source: str = "synthetic") -> ClipData:
@@ -385,6 +388,7 @@ def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
     from synesthesia.multimodal.evaluate import build_world_for
     from synesthesia.multimodal.model import JointEmbeddingModel
     from synesthesia.training import Trainer, TrainerConfig
+    from synesthesia.training.distributed import agree
     from synesthesia.training.timing import measure_train_step, plan_steps, probe_budget_s
 
     out = check_output_dir(options.out_dir, "--out")
@@ -424,7 +428,8 @@ def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
             pick_threads=opts.pick_threads,
         )
         plan = plan_steps(minutes, timing.seconds, None, spent_s=timing.probe_s)
-        max_steps, minutes = max(plan.max_steps, 10), plan.max_minutes
+        # several processes train one schedule: rank 0's plan
+        max_steps, minutes = agree((max(plan.max_steps, 10), plan.max_minutes))
         if opts.progress:
             print(
                 f"one step takes {timing.seconds:.2f} s at {_precision_name(run.precision)} on "
@@ -432,7 +437,7 @@ def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
                 f"{max_steps} steps in {minutes:.1f} min"
             )
     if run.trainer is not None:  # the saved trainer settings, but for this call's own
-        free = {"out_dir", "max_minutes", "progress", "max_steps", "mixed_precision"}
+        free = {"out_dir", "max_minutes", "progress", "max_steps", "mixed_precision", "compile"}
         saved = {k: v for k, v in run.trainer.items() if k not in free}
         tc = TrainerConfig(
             out_dir=str(out),
@@ -440,6 +445,7 @@ def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
             max_minutes=minutes,
             mixed_precision=run.precision,
             progress=opts.progress,
+            compile=opts.compile,
             **saved,
         )
     else:
@@ -457,6 +463,8 @@ def train_clip(options: ClipTrainOptions, resume: bool = False, world=None):
             log_every=max(1, min(25, max_steps // 20)),
             checkpoint_every=max(50, max_steps // 4),
             progress=opts.progress,
+            grad_accumulation=opts.grad_accumulation,
+            compile=opts.compile,
         )
     trainer = Trainer(model, objective, data, tc, model_config=model.config.to_dict())
     result = trainer.fit(resume=resume, allow_changes=run.overrides)

@@ -365,6 +365,8 @@ class AutoencoderTrainOptions:
     checkpoint_every: int = 500
     progress: bool = True
     pick_threads: bool = True
+    grad_accumulation: int = 1  # micro-batches per step (batch_size: the global batch)
+    compile: bool = False  # torch.compile the training forward
     recipe: AutoencoderRecipe = field(default_factory=AutoencoderRecipe)
     config: dict = field(default_factory=dict)  # AutoencoderConfig overrides
 
@@ -433,6 +435,7 @@ def train_autoencoder(
     """
     from synesthesia.io import CONFIG_NAME, read_json, save_pretrained
     from synesthesia.training.budget import BudgetOptions, fit_budgeted
+    from synesthesia.training.distributed import barrier, is_main_process
 
     start = time.perf_counter()
     out_dir = Path(options.out_dir)
@@ -491,7 +494,9 @@ def train_autoencoder(
             "step": result.checkpoint_step,
         }
         state = {k: v.detach().float().contiguous() for k, v in ae.state_dict().items()}
-        save_pretrained(folder, state, saved)  # atomic; carries checkpoint/train along
+        if is_main_process():  # several processes: rank 0 writes, the others wait for it
+            save_pretrained(folder, state, saved)  # atomic; carries checkpoint/train along
+        barrier()
         plan["scaling"] = saved["scaling"]
         plan["scaling_s"] = time.perf_counter() - measured
     plan["total_s"] = time.perf_counter() - start

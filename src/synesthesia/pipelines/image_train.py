@@ -53,6 +53,8 @@ class ImageTrainOptions:
     recipe: ImageRecipe = field(default_factory=ImageRecipe)
     unet_overrides: dict = field(default_factory=dict)
     pick_threads: bool = True  # probe fewer CPU threads too and keep the faster setting
+    grad_accumulation: int = 1  # micro-batches per step (batch_size: the global batch)
+    compile: bool = False  # torch.compile the training forward
     # Another denoiser ``(x_t, t, labels) -> prediction`` built from the U-Net config, trained
     # with the same recipe (benchmarks train diffusers' U-Net this way); it must have a
     # ``null_class`` attribute and a ``config.num_classes``.

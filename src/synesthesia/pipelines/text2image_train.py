@@ -114,6 +114,8 @@ class TextTrainOptions:
     guidance_scale: float = 3.0  # the default stored in the pipeline
     unet_overrides: dict = field(default_factory=dict)
     pick_threads: bool = True
+    grad_accumulation: int = 1  # micro-batches per step (batch_size: the global batch)
+    compile: bool = False  # torch.compile the training forward
 
 
 class CaptionedImages(torch.utils.data.Dataset):

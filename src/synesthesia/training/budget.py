@@ -51,6 +51,8 @@ class BudgetOptions:
     pick_threads: bool = True  # probe one CPU thread too and keep the faster setting
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
+    grad_accumulation: int = 1  # micro-batches per step (batch_size stays the global batch)
+    compile: bool = False  # torch.compile the training forward
 
     @classmethod
     def from_options(cls, options: Any, **overrides: Any) -> BudgetOptions:
@@ -100,11 +102,16 @@ def fit_budgeted(
     preparation counts against it. Returns ``(trainer, result, plan)``: the trainer holds the
     EMA model, ``plan`` says what was measured and decided (JSON-ready).
     """
+    from accelerate.utils import send_to_device
+
     from synesthesia.training import Trainer, read_run_state, resolve_precision
+    from synesthesia.training.distributed import agree, process_state, reduce_max
     from synesthesia.training.timing import measure_train_step, plan_steps, probe_budget_s
 
     start = time.perf_counter() if started is None else started
-    precision = resolve_precision(options.precision, "cpu")
+    device = process_state().device  # joins the process group under torchrun / accelerate
+    # one precision and one plan for every rank: rank 0's precision, the slowest rank's step
+    precision = agree(resolve_precision(options.precision, device))
     minutes = options.minutes
     changes: set[str] = set()
     replan = None
@@ -123,6 +130,7 @@ def fit_budgeted(
                 "max_steps": max_steps,
                 "max_minutes": minutes,
                 "progress": options.progress,
+                "compile": options.compile,
                 "betas": tuple(kept.get("betas", (0.9, 0.999))),
             }
         )
@@ -137,20 +145,21 @@ def fit_budgeted(
             if batch is None:
                 raise ValueError("a time-bounded run needs probe_batch for its throughput probe")
             timing = measure_train_step(
-                model,
+                model.to(device),
                 loss_fn,
-                batch,
+                send_to_device(batch, device),
                 precision,
                 budget_s=probe_budget_s(minutes),
                 pick_threads=options.pick_threads,
                 grad_clip=options.grad_clip,
             )
-        spent = time.perf_counter() - start
-        p = plan_steps(minutes, timing.seconds if timing else None, max_steps, spent_s=spent)
+        spent = reduce_max(time.perf_counter() - start)
+        seconds = reduce_max(timing.seconds) if timing else None
+        p = plan_steps(minutes, seconds, max_steps, spent_s=spent)
         max_steps, minutes = p.max_steps, p.max_minutes
         plan = {
             "max_steps": max_steps,
-            "seconds_per_step": timing.seconds if timing else None,
+            "seconds_per_step": seconds,
             "probe_s": spent,
             "threads": torch.get_num_threads(),
             "precision": precision,
@@ -171,6 +180,8 @@ def fit_budgeted(
             checkpoint_every=options.checkpoint_every,
             eval_every=options.eval_every,
             progress=options.progress,
+            grad_accumulation=options.grad_accumulation,
+            compile=options.compile,
         )
         if options.max_steps is None and minutes is not None:
             fit_budget_s = minutes * 60.0

@@ -12,14 +12,22 @@ from typing import Any
 from synesthesia.errors import InputError, short
 
 LR_SCHEDULES = ("cosine", "constant")
-MIXED_PRECISIONS = ("auto", "no", "bf16", "fp32")
+MIXED_PRECISIONS = ("auto", "no", "bf16", "fp32", "fp16")
 STOP_REASONS = ("max_steps", "max_minutes", "interrupted")
 #: Settings that may change between a run and its resumption: none of them changes the
 #: trajectory (weights, optimizer state, losses). ``log_every`` changes which rows the log
 #: has (each row averages the steps since the previous row), so a resumed log equals the
 #: uninterrupted one only when it is kept.
 FREE_TO_CHANGE = frozenset(
-    {"out_dir", "max_minutes", "progress", "log_every", "checkpoint_every", "eval_every"}
+    {
+        "out_dir",
+        "max_minutes",
+        "progress",
+        "log_every",
+        "checkpoint_every",
+        "eval_every",
+        "compile",
+    }
 )
 #: What else a resumed run is compared with: the items in the dataset, and the precision
 #: the saved run actually used ("auto" may resolve differently on another machine).
@@ -32,9 +40,14 @@ INTERRUPTED_EXIT_CODE = 130
 class TrainerConfig:
     """Everything the trainer needs besides the model, the loss and the data.
 
-    ``batch_size`` is the global batch (summed over processes; each of ``P`` processes gets
-    ``batch_size / P`` items). ``max_steps`` is both the end of training and the length of
-    the learning-rate schedule. ``max_minutes`` bounds the wall time of one :meth:`fit` call.
+    ``batch_size`` is the global batch of one optimizer step, summed over processes and
+    accumulated micro-batches: each of ``P`` processes computes ``batch_size / P`` items per
+    step, in ``grad_accumulation`` micro-batches of ``batch_size / (P * grad_accumulation)``
+    (the gradient is the same mean over the global batch either way; ``lr`` is stated per
+    global batch). ``max_steps`` is both the end of training and the length of the
+    learning-rate schedule. ``max_minutes`` bounds the wall time of one :meth:`fit` call.
+    ``compile`` runs the training forward through ``torch.compile`` (measure before using it:
+    the first steps compile).
     """
 
     out_dir: str
@@ -56,11 +69,19 @@ class TrainerConfig:
     checkpoint_every: int = 500
     eval_every: int | None = None
     progress: bool = True
+    grad_accumulation: int = 1
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self.out_dir = str(self.out_dir)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        positive_ints = ("batch_size", "max_steps", "log_every", "checkpoint_every")
+        positive_ints = (
+            "batch_size",
+            "max_steps",
+            "log_every",
+            "checkpoint_every",
+            "grad_accumulation",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -9,8 +9,13 @@
   AVX2-only CPU bf16 is emulated and 10-14x slower than float32 (measured on a Zen 3 EPYC: a
   small U-Net's training step 4.4-5.0 s vs 0.44-0.48 s), so it is never chosen there.
 
-No code path of the project enters ``torch.autocast(..., dtype=torch.bfloat16)`` except
-through :func:`autocast`; a user forces either with ``"fp32"`` / ``"bf16"`` (``--precision``).
+On a CUDA GPU without bf16 (before Ampere) "auto" is ``"fp16"``: float16 autocast, with the
+trainer's gradient scaler (float16's range is too narrow for unscaled gradients). ``"fp16"``
+may be forced on a CPU too (slow there; it exists so that the scaled path is testable).
+
+No code path of the project enters ``torch.autocast(..., dtype=...)`` except through
+:func:`autocast`; a user forces a precision with ``"fp32"`` / ``"bf16"`` / ``"fp16"``
+(``--precision``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 from synesthesia.errors import InputError
 
 #: What a user may ask for. "no" is the trainer's historical name for float32.
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _ALIASES = {
     "auto": "auto",
     "fp32": "no",
@@ -31,6 +36,8 @@ _ALIASES = {
     "no": "no",
     "bf16": "bf16",
     "bfloat16": "bf16",
+    "fp16": "fp16",
+    "float16": "fp16",
 }
 _CACHE: dict[str, tuple[str, dict]] = {}
 
@@ -99,11 +106,12 @@ def measure_bf16_speedup(device: torch.device | str = "cpu", rounds: int = 3) ->
 
 
 def resolve_precision(mode: str = "auto", device: torch.device | str = "cpu") -> str:
-    """``"bf16"`` or ``"no"`` (float32): what ``mode`` means on ``device``.
+    """``"bf16"``, ``"fp16"`` or ``"no"`` (float32): what ``mode`` means on ``device``.
 
-    ``"fp32"``/``"no"`` and ``"bf16"`` are returned as asked (bf16 on a device other than
-    CPU/CUDA falls back to float32). ``"auto"`` is bf16 only where it is native and measured
-    faster (see the module docstring); the measurement runs once per process and device.
+    ``"fp32"``/``"no"``, ``"bf16"`` and ``"fp16"`` are returned as asked (on a device other
+    than CPU/CUDA they fall back to float32). ``"auto"`` is bf16 only where it is native and
+    measured faster, fp16 on a CUDA GPU without bf16 (see the module docstring); the
+    measurement runs once per process and device.
     """
     mode = normalize_precision(mode)
     device = torch.device(device)
@@ -126,10 +134,10 @@ def _auto(device: torch.device) -> tuple[str, dict]:
     if key not in _CACHE:
         native = native_bf16(device)
         detail: dict = {"native_bf16": native}
-        if not native:
+        if device.type == "cuda":
+            choice = "bf16" if native else "fp16"
+        elif not native:
             choice = "no"
-        elif device.type == "cuda":
-            choice = "bf16"
         else:
             timing = measure_bf16_speedup(device)
             detail.update(timing)
@@ -144,11 +152,13 @@ def clear_precision_cache() -> None:
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
-    """The context that runs code at ``precision`` ("bf16" autocast, else nothing).
+    """The context that runs code at ``precision`` ("bf16" / "fp16" autocast, else nothing).
 
     Pass a resolved precision (:func:`resolve_precision`); ``"auto"`` is resolved here.
     """
     device = torch.device(device)
-    if resolve_precision(precision, device) != "bf16":
+    resolved = resolve_precision(precision, device)
+    if resolved == "no":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if resolved == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -51,6 +51,12 @@ from synesthesia.training.config import (
     check_allowed_changes,
     config_changes,
 )
+from synesthesia.training.distributed import (
+    PeerFailedError,
+    agree,
+    is_peer_failure,
+    reduce_max,
+)
 from synesthesia.training.logs import LogWindow, MetricsCSV
 from synesthesia.training.precision import autocast, resolve_precision
 from synesthesia.training.schedule import ema_decay_at, lr_at
@@ -260,7 +266,8 @@ class Trainer:
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         acc = self.accelerator
         self.device = acc.device
-        self.mixed_precision = resolve_precision(config.mixed_precision, self.device)
+        # every rank runs at rank 0's precision ("auto" is measured per process)
+        self.mixed_precision = agree(resolve_precision(config.mixed_precision, self.device))
         if acc.mixed_precision not in ("no", self.mixed_precision):
             warnings.warn(
                 f"accelerate is configured for mixed_precision={acc.mixed_precision!r} (accelerate "
@@ -270,10 +277,10 @@ class Trainer:
             )
 
         world = acc.num_processes
-        if config.batch_size % world:
+        if config.batch_size % (world * config.grad_accumulation):
             raise InputError(
                 f"batch_size={config.batch_size} must be divisible by the number of "
-                f"processes ({world})"
+                f"processes ({world}) times grad_accumulation ({config.grad_accumulation})"
             )
         if n_items < config.batch_size:
             raise InputError(
@@ -299,6 +306,12 @@ class Trainer:
         )
         self._train_model, self.optimizer = acc.prepare(model, optimizer)
         self.model: nn.Module = acc.unwrap_model(self._train_model)
+        if config.compile:
+            self._train_model = torch.compile(self._train_model)
+        # float16 needs its gradients scaled (its range is narrow); bf16 and float32 do not
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type) if self.mixed_precision == "fp16" else None
+        )
         if config.ema_decay is not None:
             self.ema_model: nn.Module = copy.deepcopy(self.model).eval().requires_grad_(False)
         else:
@@ -424,23 +437,24 @@ class Trainer:
         return self._stop_reason(step)
 
     def _maybe_replan(self, run: _Run) -> None:
-        """Once, in a fresh single-process run, at the end of warm-up: let ``replan`` reset
-        ``max_steps`` from the measured step time (the median of the last ten steps)."""
+        """Once, in a fresh run, at the end of warm-up: let ``replan`` reset ``max_steps`` from
+        the measured step time (the median of the last ten steps). Under several processes
+        every rank replans at the same step from the slowest rank's numbers, so all agree."""
         run.step_ends.append(time.perf_counter())
         cfg = self.config
         if (
             self.replan is None
             or run.replanned
             or self._resumed
-            or self.accelerator.num_processes > 1
             or self.step < max(cfg.warmup_steps, 4)
         ):
             return
         run.replanned = True
         ends = run.step_ends[-11:]
         gaps = sorted(b - a for a, b in zip(ends, ends[1:], strict=False))
-        seconds = gaps[len(gaps) // 2] if gaps else (ends[-1] - run.start)
-        new = int(self.replan(self.step, ends[-1] - run.start, seconds))
+        seconds = reduce_max(gaps[len(gaps) // 2] if gaps else (ends[-1] - run.start))
+        elapsed = reduce_max(ends[-1] - run.start)
+        new = int(self.replan(self.step, elapsed, seconds))
         if new != cfg.max_steps and new > self.step:
             cfg.max_steps = new
             run.bar.total = new
@@ -545,22 +559,27 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.mixed_precision, self.device)
 
-    def _train_step(self, batch: Any) -> _Step:
-        """Forward, backward, clipping and the step's one collective; nothing is applied yet."""
-        from accelerate.utils import send_to_device
-
+    def _train_step(self, micro_batches: list[Any]) -> _Step:
+        """Forward and backward of each micro-batch, clipping, and the step's collective;
+        nothing is applied yet."""
         cfg, acc = self.config, self.accelerator
-        batch = send_to_device(batch, self.device, non_blocking=True)
         lr = lr_at(self.step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self._autocast():
-            out = self.loss_fn(self._train_model, batch, self.generator)
-        loss, extras = out if isinstance(out, tuple) else (out, {})
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError("loss_fn must return a scalar tensor (or (scalar tensor, dict))")
-        loss = loss.reshape(()).float()
-        acc.backward(loss)
+        losses: list[torch.Tensor] = []
+        extras_sum: dict[str, float] = {}
+        for i, batch in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            # gradients are synchronised across processes on the last micro-batch only
+            sync = contextlib.nullcontext() if last else acc.no_sync(self._train_model)
+            with sync:
+                loss, extras = self._micro_step(batch, len(micro_batches))
+            losses.append(loss)
+            for k, v in extras.items():
+                extras_sum[k] = extras_sum.get(k, 0.0) + v / len(micro_batches)
+        loss = torch.stack(losses).mean()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
         grad_norm = acc.clip_grad_norm_(self._train_model.parameters(), max_norm)
         grad_norm = torch.as_tensor(grad_norm, dtype=torch.float32, device=self.device)
@@ -578,20 +597,75 @@ class Trainer:
             ]
         )
         if acc.num_processes > 1:
-            numbers = acc.reduce(numbers, reduction="sum")
+            numbers = self._collective(lambda: acc.reduce(numbers, reduction="sum"))
         loss_value, norm_value, time_flag, int_flag = numbers.tolist()
-        if not math.isfinite(loss_value) or not math.isfinite(norm_value):
+        # under float16 an infinite gradient is the scaler's business: it skips the step
+        scaled_overflow = self.scaler is not None and not math.isfinite(norm_value)
+        if not math.isfinite(loss_value) or (not math.isfinite(norm_value) and not scaled_overflow):
             self.optimizer.zero_grad(set_to_none=True)
             raise self._non_finite(loss_value, norm_value)
-        numbers_extra = {
+        return _Step(loss_value, norm_value, extras_sum, time_flag > 0, int_flag > 0)
+
+    def _micro_step(self, batch: Any, n_micro: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward and backward of one micro-batch (its loss divided by ``n_micro``).
+
+        A rank whose ``loss_fn`` raises ends its process with its own traceback; the other
+        ranks' next exchange (this backward's gradients, or the step's collective) then fails,
+        and :meth:`_collective` turns that into :class:`PeerFailedError`."""
+        from accelerate.utils import send_to_device
+
+        batch = send_to_device(batch, self.device, non_blocking=True)
+        with self._autocast():
+            out = self.loss_fn(self._train_model, batch, self.generator)
+        loss, extras = out if isinstance(out, tuple) else (out, {})
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError("loss_fn must return a scalar tensor (or (scalar tensor, dict))")
+        loss = loss.reshape(()).float()
+        backward = loss / n_micro
+        if self.scaler is not None:
+            backward = self.scaler.scale(backward)
+        self._collective(lambda: self.accelerator.backward(backward))
+        numbers = {
             k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
             for k, v in extras.items()
         }
-        return _Step(loss_value, norm_value, numbers_extra, time_flag > 0, int_flag > 0)
+        return loss.detach(), numbers
+
+    def _collective(self, fn: Callable[[], Any]) -> Any:
+        """``fn()``, a call that exchanges data with the other processes; a peer that went
+        away becomes :class:`PeerFailedError` (the last checkpoint is intact)."""
+        try:
+            return fn()
+        except Exception as exc:
+            if self.accelerator.num_processes > 1 and is_peer_failure(exc):
+                message = self._peer_message(f"another process stopped ({exc})")
+                raise PeerFailedError(message) from exc
+            raise
+
+    def _peer_message(self, what: str) -> str:
+        acc = self.accelerator
+        return (
+            f"process {acc.process_index} of {acc.num_processes}: {what} at step "
+            f"{self.step + 1} (its traceback is in its own output); this process stops too, "
+            f"and {self._kept()}"
+        )
+
+    def _kept(self) -> str:
+        if self.last_checkpoint_step is None:
+            return "no checkpoint was written before it"
+        return (
+            f"the last good checkpoint ({self.checkpoint_dir}, step "
+            f"{self.last_checkpoint_step}) is intact"
+        )
 
     def _commit_step(self) -> None:
-        """Apply the step: AdamW update, EMA, counters."""
-        self.optimizer.step()
+        """Apply the step: AdamW update (skipped by the float16 scaler on overflow), EMA,
+        counters."""
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema_model is not self.model:
             self._update_ema()
@@ -601,13 +675,7 @@ class Trainer:
     def _non_finite(self, loss_value: float, norm_value: float) -> NonFiniteLossError:
         what = "loss" if not math.isfinite(loss_value) else "gradient norm"
         value = loss_value if what == "loss" else norm_value
-        if self.last_checkpoint_step is None:
-            kept = "no checkpoint was written before it"
-        else:
-            kept = (
-                f"the last good checkpoint ({self.checkpoint_dir}, step "
-                f"{self.last_checkpoint_step}) is intact"
-            )
+        kept = self._kept()
         return NonFiniteLossError(
             f"non-finite {what} ({value}) at step {self.step + 1} (epoch {self.epoch}, "
             f"batch {self.position} of the epoch); nothing was saved for this step and {kept}. "
@@ -631,25 +699,37 @@ class Trainer:
         self.ema_updates += 1
 
     # ------------------------------------------------------------------ data
-    def _batches(self) -> Iterator[Any]:
-        """This process's batches from the current position on, epoch after epoch."""
+    def _batches(self) -> Iterator[list[Any]]:
+        """This process's share of each step's batch (a list of ``grad_accumulation``
+        micro-batches), from the current position on, epoch after epoch."""
+        n = self.config.grad_accumulation
         while True:
             if self.position >= self.batches_per_epoch:
                 self.epoch, self.position = self.epoch + 1, 0
-            yield from self._loader(self.epoch, self.position)
+            micro: list[Any] = []
+            for batch in self._loader(self.epoch, self.position):
+                micro.append(batch)
+                if len(micro) == n:
+                    yield micro
+                    micro = []
 
     def _loader(self, epoch: int, position: int) -> Any:
-        """A DataLoader over this process's share of epoch ``epoch``, from batch ``position``."""
+        """A DataLoader over this process's share of epoch ``epoch``, from batch ``position``:
+        global batch ``b`` is items ``order[b * B : (b + 1) * B]``, of which process ``r`` takes
+        the ``r``-th of ``P`` equal slices, in ``grad_accumulation`` consecutive micro-batches."""
         from torch.utils.data import DataLoader
 
         cfg, acc = self.config, self.accelerator
         order = epoch_permutation(self.n_items, cfg.seed, epoch)
         per_process = cfg.batch_size // acc.num_processes
+        micro = per_process // cfg.grad_accumulation
         lo = acc.process_index * per_process
-        batches = [
-            order[b * cfg.batch_size + lo : b * cfg.batch_size + lo + per_process].tolist()
+        starts = [
+            b * cfg.batch_size + lo + m * micro
             for b in range(position, self.batches_per_epoch)
+            for m in range(cfg.grad_accumulation)
         ]
+        batches = [order[start : start + micro].tolist() for start in starts]
         # A DataLoader without its own generator draws its base seed from the global RNG,
         # which would make a resumed run differ from an uninterrupted one.
         base = torch.Generator().manual_seed(derive_seed(cfg.seed, "loader", epoch, position))
@@ -734,6 +814,7 @@ class Trainer:
                     "last_lr": lr_at(max(self.step - 1, 0), cfg),
                 },
                 "mixed_precision": self.mixed_precision,
+                "grad_scaler": None if self.scaler is None else self.scaler.state_dict(),
                 "rng": rng,
                 "config": dataclasses.asdict(cfg),
                 "log_window": self._window.state(),
@@ -845,6 +926,8 @@ class Trainer:
         self.last_checkpoint_step = self.step
         self._window = LogWindow.from_state(state.get("log_window", {"steps": 0, "sums": {}}))
         self._unfinished = state.get("unfinished_step")
+        if self.scaler is not None and isinstance(state.get("grad_scaler"), dict):
+            self.scaler.load_state_dict(state["grad_scaler"])
         rng = state["rng"]
         processes = rng["processes"]
         if acc.process_index < len(processes):
