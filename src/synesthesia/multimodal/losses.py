@@ -98,23 +98,41 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All ranks' equal-size rows in rank order; backward: the sum over ranks of the gradient
+    of this rank's rows (every rank's loss reads every row)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        rank, size = _world()
+        parts = [torch.empty_like(x) for _ in range(size)]
+        torch.distributed.all_gather(parts, x.contiguous())
+        ctx.rows = (rank * x.shape[0], (rank + 1) * x.shape[0])
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        grad = grad.contiguous().clone()
+        torch.distributed.all_reduce(grad)  # sum over ranks of d(loss_r)/d(all rows)
+        lo, hi = ctx.rows
+        return grad[lo:hi]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """``x`` (B x D on each of P processes) concatenated in rank order (P*B x D), with
     gradients flowing back to every process's own rows; ``x`` itself in one process.
 
-    The contrastive loss then sees every process's embeddings as negatives (open_clip's
+    The contrastive loss then sees every process's embeddings as negatives (as open_clip's
     ``gather_with_grad``). Each rank computes the same global loss; the gather's backward sums
-    the ranks' gradients of their rows (a reduce-scatter) and DDP averages the parameters'
-    gradients over ranks, so the result equals one process on the concatenated batch.
-    Gathering without gradients would leave other ranks' rows as constants: a different,
-    wrong gradient.
+    the ranks' gradients of their rows and DDP averages the parameters' gradients over
+    ranks, so the result equals one process on the concatenated batch. Gathering without
+    gradients would leave other ranks' rows as constants: a different, wrong gradient.
+    Every rank must hold the same number of rows (the trainer's equal shards do).
     """
     _, size = _world()
     if size == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 def gather_labels(labels: torch.Tensor) -> torch.Tensor:
@@ -126,6 +144,20 @@ def gather_labels(labels: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(labels) for _ in range(size)]
     torch.distributed.all_gather(parts, labels.contiguous())
     return torch.cat(parts)
+
+
+def gather_items(items):
+    """Every process's batch ``items`` (a tensor, or a list such as caption strings)
+    concatenated in rank order, without gradients: what a positive mask over the gathered
+    batch is built from; ``items`` itself in one process."""
+    _, size = _world()
+    if size == 1:
+        return items
+    if isinstance(items, torch.Tensor):
+        return gather_labels(items)
+    parts: list = [None] * size
+    torch.distributed.all_gather_object(parts, list(items))
+    return [item for part in parts for item in part]
 
 
 LOSSES = {"clip": info_nce, "siglip": sigmoid_loss}

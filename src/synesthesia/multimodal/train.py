@@ -35,7 +35,7 @@ import torch
 
 from synesthesia.errors import InputError
 from synesthesia.multimodal.augment import shift_images, spec_augment
-from synesthesia.multimodal.losses import contrastive_loss, gather_labels
+from synesthesia.multimodal.losses import contrastive_loss, gather_items, gather_labels
 from synesthesia.multimodal.modalities import get_modality
 
 __all__ = [
@@ -129,13 +129,14 @@ class ContrastiveObjective:
 
     def positive_mask(self, modality: str, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
         """Which (anchor i, item j) pairs belong together (the modality's entry says)."""
-        return self.entries[modality].positives(inputs[modality], labels.cpu())
+        # under several processes the logits span the gathered global batch: so does the mask
+        items = gather_items(inputs[modality])
+        return self.entries[modality].positives(items, gather_labels(labels).cpu())
 
     def __call__(self, model, batch: dict, generator: torch.Generator):
         inputs = self.draw_inputs(batch, generator)
         out = model(inputs)  # embeddings and anchor logits (through forward, so DDP syncs)
-        # under several processes the logits span the gathered global batch: so do the labels
-        labels = gather_labels(batch["label"])
+        labels = batch["label"]
         total = 0.0
         logs: dict[str, float] = {}
         for m in self.modalities:
