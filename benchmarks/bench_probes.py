@@ -192,7 +192,7 @@ def mcgurk_stage(args: argparse.Namespace) -> dict:
     """One syllable network on congruent pairs; counts, FLMP and causal inference per noise."""
     from synesthesia.probes.mcgurk import McGurkConfig, audio_bank, probe_mcgurk, train_syllable_net
 
-    config = McGurkConfig(seed=args.seed, steps=args.mcgurk_steps)
+    config = McGurkConfig(seed=args.seed, steps=args.mcgurk_steps, n_per=args.mcgurk_clips)
     with CpuWallClock() as synth_clock:
         bank = audio_bank(config)
     with CpuWallClock() as train_clock:
@@ -253,9 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--p-train", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9])
     p.add_argument("--trials", type=int, default=100, help="probe trials per condition")
     p.add_argument("--steps", type=int, default=3000, help="training steps per network")
-    p.add_argument("--noise-a", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0])
+    p.add_argument("--noise-a", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     p.add_argument("--mcgurk-trials", type=int, default=200, help="trials per A-V pair")
     p.add_argument("--mcgurk-steps", type=int, default=2000)
+    p.add_argument("--mcgurk-clips", type=int, default=90, help="clips per syllable")
     p.add_argument(
         "--checkpoint",
         type=Path,

@@ -58,6 +58,9 @@ def test_causal_inference_beats_fusion_and_segregation_on_its_own_data(ci_compar
     assert ci_comparison.best == "averaging"
     assert ci_comparison.delta_bic("averaging", "fusion") > 10
     assert ci_comparison.delta_bic("averaging", "segregation") > 10
+    # the full model contains both nested ones: its maximised likelihood is at least theirs
+    nll = {m: f.nll for m, f in ci_comparison.fits.items()}
+    assert nll["averaging"] <= min(nll["fusion"], nll["segregation"]) + 1e-6
     assert ci_comparison.fits["fusion"].params["p_common"] == 1.0
     assert ci_comparison.fits["segregation"].params["p_common"] == 0.0
 

@@ -2,7 +2,7 @@
 
 synesthesia probe ventriloquist --plot out.png --json out.json [--p-train 0.2 0.5 0.8]
 synesthesia probe flash --plot out.png --json out.json [--noise-v 0.4 0.8 1.2 1.6]
-synesthesia probe mcgurk --plot out.png --json out.json [--noise-a 1.0]
+synesthesia probe mcgurk --plot out.png --json out.json [--noise-a 0.5]
 synesthesia probe enhancement --checkpoint runs/clip --plot out.png --json out.json
 """
 
@@ -140,8 +140,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--noise-a",
         type=_positive_noise,
         nargs="+",
-        default=[1.0],
-        help="auditory feature noise levels to probe (sd in feature sds; default 1.0)",
+        default=[0.5],
+        help="auditory feature noise levels to probe (sd in feature sds; default 0.5)",
     )
     m.add_argument(
         "--clips",
@@ -222,6 +222,8 @@ def _run_ventriloquist(args: argparse.Namespace) -> int:
     for probe in sweep.probes:
         print(f"p_train = {probe.p_train:g}:")
         print(probe.comparison.table())
+        for note in probe.comparison.notes:
+            print(f"note: {note}")
         print(probe.comparison.fits["averaging"].table())
         print()
     print(f"{'p_train':>8} {'p_common':>9} {'se':>7} {'dBIC fusion':>12} {'dBIC segr.':>11}")
@@ -304,6 +306,8 @@ def _run_flash(args: argparse.Namespace) -> int:
             f"{lv.fitted_fusion:>6.3f} {p['sigma_v']:>8.3f} {p['sigma_a']:>8.3f} "
             f"{p['p_common']:>9.3f} {lv.comparison.delta_bic('averaging', 'segregation'):>11.1f}"
         )
+        for note in lv.comparison.notes:
+            print(f"  note: {note}")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_flash_trend(levels, ax=a1)
     plot_flash_reports(levels[-1], ax=a2)

@@ -52,7 +52,7 @@ class McGurkConfig(NetSettings):
     mel_frames: int = 32
     video_frames: int = 6
     size: int = 12
-    noise_a: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    noise_a: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     noise_v: float = 0.3
     seed: int = 0
     steps: int = 2000  # NetSettings' fields with this probe's defaults

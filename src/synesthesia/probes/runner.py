@@ -14,7 +14,7 @@ model: the likelihoods, simulations and comparisons are :mod:`synesthesia.brain`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -144,6 +144,7 @@ class ModelComparison:
 
     fits: dict[str, FitResult]
     rows: list[dict]
+    notes: list[str] = field(default_factory=list)  # failed searches, named
 
     @property
     def best(self) -> str:
@@ -175,6 +176,7 @@ class ModelComparison:
             "fits": {m: f.to_dict() for m, f in self.fits.items()},
             "ranking": self.rows,
             "best_by_bic": self.best,
+            "notes": self.notes,
         }
 
 
@@ -202,22 +204,36 @@ def fit_models(
         raise InputError(f"models: unknown {unknown}; use any of {', '.join(MODELS)}")
     fixed = dict(fixed or {})
     fits: dict[str, FitResult] = {}
-    for m in models:
+    notes: list[str] = []
+    # the nested models first: their optimum is a feasible start of the full model
+    order = sorted(models, key=lambda m: m not in ("fusion", "segregation"))
+    for m in order:
         strategy, held = m, dict(fixed)
         if m in ("fusion", "segregation"):
             strategy = "averaging"
             held["p_common"] = 1.0 if m == "fusion" else 0.0
-        fits[m] = fit_causal_inference(
-            trials,
-            strategy,
-            levels=levels,
-            fixed=held,
-            n_starts=n_starts,
-            seed=seed,
-            compute_se=compute_se,
-        )
+        kw = {"levels": levels, "fixed": held, "seed": seed, "compute_se": compute_se}
+        fit = fit_causal_inference(trials, strategy, n_starts=n_starts, **kw)
+        if strategy == m:
+            # a local optimum worse than a nested model's (which the full model contains, up to
+            # p_common at 1e-4 of its bounds) is a failed search: restart from the nested fit
+            for nested, pc in (("segregation", 1e-3), ("fusion", 1.0 - 1e-3)):
+                if nested in fits and fit.nll > fits[nested].nll + 1e-6:
+                    start = {k: fits[nested].params[k] for k in fit.free if k != "p_common"}
+                    retry = fit_causal_inference(
+                        trials, strategy, n_starts=1, start={**start, "p_common": pc}, **kw
+                    )
+                    fit = retry if retry.nll < fit.nll else fit
+                if nested in fits and fit.nll > fits[nested].nll + 1e-6:
+                    notes.append(
+                        f"{m}: the search ended at log L {-fit.nll:.2f}, below the nested "
+                        f"{nested} fit's {-fits[nested].nll:.2f} (which it contains): a failed "
+                        "search, not evidence against the model"
+                    )
+        fits[m] = fit
+    fits = {m: fits[m] for m in models}
     rows = compare_fits(list(fits.values()), list(fits))
-    return ModelComparison(fits, rows)
+    return ModelComparison(fits, rows, notes)
 
 
 def condition_means(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
