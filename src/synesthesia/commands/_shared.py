@@ -332,6 +332,22 @@ def run_settings(
     return {k: defaults[k] if v is None else v for k, v in given.items()}
 
 
+def run_options(args: argparse.Namespace, given: dict, n_items: int) -> dict:
+    """The fields every recipe's training options share, from :func:`add_run_options`'s
+    arguments and :func:`run_settings`'s ``given`` (the batch capped at ``n_items``)."""
+    return {
+        "out_dir": str(args.out),
+        "minutes": args.minutes,
+        "max_steps": args.max_steps,
+        "batch_size": min(given["batch_size"], n_items),
+        "seed": given["seed"],
+        "precision": args.precision,
+        "progress": not args.no_progress,
+        "grad_accumulation": args.grad_accumulation,
+        "compile": args.compile,
+    }
+
+
 def report_interrupted(result, kind: str, out: Path, then: str = "") -> int:
     """Say how far an interrupted ``train KIND`` run got and how to resume it; its exit
     status (130)."""

@@ -17,6 +17,7 @@ from synesthesia.commands._shared import (
     output_file,
     register_kind,
     report_interrupted,
+    run_options,
     run_settings,
     seed_int,
     train_subparsers,
@@ -91,17 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     given = run_settings(args, resumable_settings)
     train, _ = load_image_splits(given["data"])
-    options = AutoencoderTrainOptions(
-        out_dir=str(args.out),
-        minutes=args.minutes,
-        max_steps=args.max_steps,
-        batch_size=min(given["batch_size"], len(train)),
-        seed=given["seed"],
-        precision=args.precision,
-        progress=not args.no_progress,
-        grad_accumulation=args.grad_accumulation,
-        compile=args.compile,
-    )
+    options = AutoencoderTrainOptions(**run_options(args, given, len(train)))
     ae, result, plan = train_autoencoder(train, options, resume=args.resume)
     if result.interrupted:
         return report_interrupted(result, KIND, args.out)

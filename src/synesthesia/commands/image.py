@@ -24,6 +24,7 @@ from synesthesia.commands._shared import (
     positive_float,
     register_kind,
     report_interrupted,
+    run_options,
     run_settings,
     seed_int,
     train_subparsers,
@@ -229,18 +230,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = run_settings(args, resumable_settings, {**RUN_DEFAULTS, "preset": "small"})
     data = given["data"]
     train, _ = _load_data(data)
-    options = ImageTrainOptions(
-        out_dir=str(args.out),
-        preset=given["preset"],
-        minutes=args.minutes,
-        max_steps=args.max_steps,
-        batch_size=min(given["batch_size"], len(train)),
-        seed=given["seed"],
-        mixed_precision=args.precision,
-        progress=not args.no_progress,
-        grad_accumulation=args.grad_accumulation,
-        compile=args.compile,
-    )
+    common = run_options(args, given, len(train))
+    precision = common.pop("precision")  # the image recipe's own name for it
+    options = ImageTrainOptions(**common, preset=given["preset"], mixed_precision=precision)
     _, result, plan = train_class_to_image(train, options, resume=args.resume)
     if result.interrupted:
         return report_interrupted(result, "image", args.out)

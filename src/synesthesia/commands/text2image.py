@@ -24,6 +24,7 @@ from synesthesia.commands._shared import (
     output_file,
     register_kind,
     report_interrupted,
+    run_options,
     run_settings,
     seed_int,
     train_subparsers,
@@ -174,19 +175,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = run_settings(args, resumable_settings)
     train, _ = _load_data(given["data"])
     options = TextTrainOptions(
-        out_dir=str(args.out),
+        **run_options(args, given, len(train)),
         preset=args.preset,
-        minutes=args.minutes,
-        max_steps=args.max_steps,
-        batch_size=min(given["batch_size"], len(train)),
-        seed=given["seed"],
-        precision=args.precision,
-        progress=not args.no_progress,
         text_encoder=args.text_encoder,
         autoencoder=None if args.latent is None else str(args.latent),
         guidance_scale=args.guidance,
-        grad_accumulation=args.grad_accumulation,
-        compile=args.compile,
     )
     _, result, plan = train_text_to_image(train, options, resume=args.resume)
     if result.interrupted:
