@@ -25,28 +25,28 @@ MAX_TRIALS = 100_000  # trials per condition (25 conditions; the network answers
 MAX_STEPS = 1_000_000
 
 
-def _probability(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number in [0, 1], got {short(text)}"
-        ) from None
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {short(text)}")
-    return value
+def _number_in(low: float, high: float, what: str, open_low: bool = False):
+    """argparse type: a finite number in [low, high] ((low, high] with ``open_low``)."""
+    span = f"{'(' if open_low else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number in {span}, got {short(text)}"
+            ) from None
+        ok = math.isfinite(value) and (low < value if open_low else low <= value) and value <= high
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {short(text)}")
+        return value
+
+    parse.__name__ = what
+    return parse
 
 
-def _positive_noise(text: str) -> float:
-    """argparse type: a noise level, a finite number in (0, 100]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {short(text)}") from None
-    if not (math.isfinite(value) and 0.0 < value <= 100.0):
-        raise argparse.ArgumentTypeError(f"expected a noise level in (0, 100], got {short(text)}")
-    return value
+_probability = _number_in(0.0, 1.0, "a probability")
+_positive_noise = _number_in(0.0, 100.0, "a noise level", open_low=True)
 
 
 def _common(
@@ -238,17 +238,23 @@ def _run_ventriloquist(args: argparse.Namespace) -> int:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_network_bias(middle, human_reference(middle.levels), ax=a1)
     plot_p_common_vs_p_train(sweep, ax=a2)
+    return _finish(
+        args,
+        fig,
+        {
+            "paradigm": "ventriloquist",
+            "config": config.to_dict(),
+            "p_common_table": sweep.p_common_table(),
+            "probes": [p.to_dict() for p in sweep.probes],
+        },
+    )
+
+
+def _finish(args: argparse.Namespace, fig, data: dict) -> int:
+    """Write the figure (--plot) and, when asked, ``data`` as JSON (--json); exit status 0."""
     _save_figure(fig, args.plot)
     if args.json is not None:
-        _write_json(
-            args.json,
-            {
-                "paradigm": "ventriloquist",
-                "config": config.to_dict(),
-                "p_common_table": sweep.p_common_table(),
-                "probes": [p.to_dict() for p in sweep.probes],
-            },
-        )
+        _write_json(args.json, data)
     print(f"wrote {args.plot}" + (f" and {args.json}" if args.json else ""))
     return 0
 
@@ -311,19 +317,16 @@ def _run_flash(args: argparse.Namespace) -> int:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_flash_trend(levels, ax=a1)
     plot_flash_reports(levels[-1], ax=a2)
-    _save_figure(fig, args.plot)
-    if args.json is not None:
-        _write_json(
-            args.json,
-            {
-                "paradigm": "flash",
-                "config": config.to_dict(),
-                "train_wall_s": trained.wall_s,
-                "levels": [lv.to_dict() for lv in levels],
-            },
-        )
-    print(f"wrote {args.plot}" + (f" and {args.json}" if args.json else ""))
-    return 0
+    return _finish(
+        args,
+        fig,
+        {
+            "paradigm": "flash",
+            "config": config.to_dict(),
+            "train_wall_s": trained.wall_s,
+            "levels": [lv.to_dict() for lv in levels],
+        },
+    )
 
 
 def _run_mcgurk(args: argparse.Namespace) -> int:
@@ -375,19 +378,16 @@ def _run_mcgurk(args: argparse.Namespace) -> int:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_mcgurk(table, SYLLABLES, ax=a1, title=f"network (auditory noise {last.noise_a:g})")
     plot_mcgurk(ftable, SYLLABLES, ax=a2, title="FLMP fitted to the network")
-    _save_figure(fig, args.plot)
-    if args.json is not None:
-        _write_json(
-            args.json,
-            {
-                "paradigm": "mcgurk",
-                "config": config.to_dict(),
-                "train_wall_s": trained.wall_s,
-                "probes": [pr.to_dict() for pr in probes],
-            },
-        )
-    print(f"wrote {args.plot}" + (f" and {args.json}" if args.json else ""))
-    return 0
+    return _finish(
+        args,
+        fig,
+        {
+            "paradigm": "mcgurk",
+            "config": config.to_dict(),
+            "train_wall_s": trained.wall_s,
+            "probes": [pr.to_dict() for pr in probes],
+        },
+    )
 
 
 def _run_enhancement(args: argparse.Namespace) -> int:
@@ -421,15 +421,12 @@ def _run_enhancement(args: argparse.Namespace) -> int:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_accuracy_grid(result, ax=a1)
     plot_enhancement(result, ax=a2)
-    _save_figure(fig, args.plot)
-    if args.json is not None:
-        _write_json(
-            args.json,
-            {
-                "paradigm": "enhancement",
-                "checkpoint": str(args.checkpoint),
-                **result.to_dict(),
-            },
-        )
-    print(f"wrote {args.plot}" + (f" and {args.json}" if args.json else ""))
-    return 0
+    return _finish(
+        args,
+        fig,
+        {
+            "paradigm": "enhancement",
+            "checkpoint": str(args.checkpoint),
+            **result.to_dict(),
+        },
+    )
