@@ -13,8 +13,10 @@ contention):
   figure (``--img-dir``/audio_spectrograms.png: generated "zero".."nine" above real clips).
 - ``domain``: at equal training wall time (``--minutes`` each, default 6), trained in
   interleaved slices (A, B, C, A, B, C, ...; ``--slices``) so that contention hits all alike:
-  the mel domain and the waveform domain (both with FSDD speakers), and the mel domain
-  without FSDD speakers (eSpeak voices only); each scored like ``target``, one table.
+  the mel domain and the waveform domain (both with FSDD speakers), the mel domain
+  without FSDD speakers (eSpeak voices only), and the mel domain trained with the
+  text-to-image objective (v-prediction, min-SNR 5) instead of x0; each scored like
+  ``target``, one table.
 - ``rtf``: the real-time factor of sampling one 1-second clip (``--steps`` dpmpp_2m steps,
   guidance 2: two network calls a step) at 1 and 2 threads, mel (network + Griffin-Lim
   apart) and waveform, interleaved, medians of ``--repeats``; weights do not change the time,
@@ -65,18 +67,28 @@ ROOT = Path(__file__).resolve().parent
 FSDD = ROOT.parents[1] / "shared" / "datasets" / "fsdd"
 STAGES = ("target", "domain", "rtf")
 TARGETS = {"accuracy": 0.90, "inception_score": 7.0, "fd_ratio": 2.0}
-#: Contestants of the domain stage: (name, domain, with FSDD speakers).
-CONTESTANTS = (("mel+fsdd", "mel", True), ("wave+fsdd", "wave", True), ("mel-espeak", "mel", False))
+#: Contestants of the domain stage: (name, domain, with FSDD speakers, (prediction, min-SNR
+#: gamma) or None for --prediction / --min-snr-gamma). "mel-v+fsdd": the text-to-image
+#: recipe's objective (v, min-SNR 5) against x0.
+CONTESTANTS = (
+    ("mel+fsdd", "mel", True, None),
+    ("wave+fsdd", "wave", True, None),
+    ("mel-espeak", "mel", False, None),
+    ("mel-v+fsdd", "mel", True, ("v", 5.0)),
+)
 
 
-def _options(args, name: str, domain: str, fsdd: bool, **overrides) -> AudioTrainOptions:
+def _options(
+    args, name: str, domain: str, fsdd: bool, objective=None, **overrides
+) -> AudioTrainOptions:
+    prediction, gamma = objective or (args.prediction, args.min_snr_gamma)
     return AudioTrainOptions(
         out_dir=str(Path(args.run_dir) / name),
         batch_size=args.batch_size,
         seed=args.seed,
         progress=False,
         precision=args.precision,
-        recipe=AudioRecipe(domain=domain),
+        recipe=AudioRecipe(domain=domain, prediction=prediction, min_snr_gamma=gamma),
         fsdd_folder=str(args.fsdd) if fsdd else None,
         n_espeak=args.n_espeak,
         **overrides,
@@ -192,10 +204,11 @@ def stage_domain(args) -> dict:
     clock = Clock()
     precision = resolve_precision(args.precision, "cpu")
     runs = {}
-    for name, domain, fsdd in CONTESTANTS:
+    for name, domain, fsdd, objective in CONTESTANTS:
         shutil.rmtree(Path(args.run_dir) / name, ignore_errors=True)
         train = training_clips(args.fsdd if fsdd else None, args.n_espeak, args.seed)
-        runs[name] = {"train": train, "options": _options(args, name, domain, fsdd)}
+        options = _options(args, name, domain, fsdd, objective)
+        runs[name] = {"train": train, "options": options}
     # the probe, interleaved: each contestant's seconds per step, so each schedule fits
     for _round in range(2):
         for run in runs.values():
@@ -228,7 +241,7 @@ def stage_domain(args) -> dict:
                     run["options"].max_steps = more
                     run.setdefault("extended_to", []).append(more)
     table = []
-    for name, domain, fsdd in CONTESTANTS:
+    for name, domain, fsdd, _ in CONTESTANTS:
         run = runs[name]
         scores = _scores(args, run["pipe"], args.guidance[0])
         table.append(
@@ -236,6 +249,8 @@ def stage_domain(args) -> dict:
                 "name": name,
                 "domain": domain,
                 "fsdd_speakers": fsdd,
+                "prediction": run["options"].recipe.prediction,
+                "min_snr_gamma": run["options"].recipe.min_snr_gamma,
                 "clips": len(run["train"]),
                 "steps": run["result"].step,
                 "planned_steps": run["max_steps"],
@@ -342,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", default="auto")
+    p.add_argument("--prediction", choices=("x0", "v", "eps"), default="x0")
+    p.add_argument("--min-snr-gamma", type=float, default=None, help="min-SNR weighting")
     p.add_argument("--out-dir", type=Path, default=ROOT / "out" / "audio")
     p.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "bench-audio")
     p.add_argument("--img-dir", type=Path, default=ROOT.parent / "docs" / "img")
