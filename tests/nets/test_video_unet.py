@@ -200,6 +200,8 @@ def test_per_frame_layout_has_no_temporal_layers_and_levels_select_them():
     every = VideoUNet(VideoUNetConfig(_spatial()))
     assert 0 < len(some.temporal) < len(every.temporal)
     assert all(not name.endswith("0_0") or name.startswith("mid") for name in some.temporal)
+    last = VideoUNet(VideoUNetConfig(_spatial(), temporal_levels=(-1,)))  # the lowest: 1 of 0-1
+    assert set(last.temporal) == set(some.temporal)
 
 
 def test_bad_video_input_is_one_clear_error():

@@ -56,8 +56,8 @@ class VideoUNetConfig:
     frames: int = 8
     layout: str = "factorised"
     temporal: tuple[str, ...] = TEMPORAL_KINDS
-    # levels with temporal layers (indices into channel_mults; the middle has them when the
-    # lowest level does); None: every level
+    # levels with temporal layers (indices into channel_mults, -1 the lowest resolution; the
+    # middle has them when the lowest level does); None: every level
     temporal_levels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -250,9 +250,11 @@ class VideoUNet(_VideoNet):
             raise ValueError(f"VideoUNet is the factorised layout; use build_video_unet for {cfg}")
         self.unet = UNet(cfg.spatial)
         self.temporal = nn.ModuleDict()
+        n = len(cfg.spatial.channel_mults)
+        levels = range(n) if cfg.temporal_levels is None else {lv % n for lv in cfg.temporal_levels}
         if cfg.temporal:
             for name, level, block in self.blocks():
-                if cfg.temporal_levels is None or level in cfg.temporal_levels:
+                if level in levels:
                     width = block.res.conv2.out_channels
                     self.temporal[name] = TemporalLayer(
                         width, cfg.frames, cfg.temporal, cfg.spatial.num_heads, cfg.spatial.groups
@@ -277,7 +279,7 @@ class VideoUNet(_VideoNet):
     def run(
         self, x: torch.Tensor, t: torch.Tensor, cond: dict, keep: torch.Tensor | None
     ) -> torch.Tensor:
-        """The image U-Net on the B*F frames, a temporal layer after each of its blocks."""
+        """The image U-Net on the B*F frames, a temporal layer after each block that has one."""
         b, c, f, h, w = x.shape
         hooks = []
         if keep is None or bool(keep.any()):

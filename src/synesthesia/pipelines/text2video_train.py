@@ -120,11 +120,12 @@ class VideoTrainOptions(BudgetOptions):
     recipe: VideoRecipe = field(default_factory=VideoRecipe)
     layout: str = "factorised"  # or "conv3d": the chapter's layout, equal parameter count
     temporal: tuple[str, ...] = TEMPORAL_KINDS  # () is the per-frame model
-    # levels with temporal layers (None: every level). At 32 x 32 temporal attention over the
-    # 16 x 1024 positions of a batch costs more than the whole per-frame U-Net: with layers at
-    # levels 1-2 (16 x 16, 8 x 8, and the middle) a step took 1.8x the per-frame model's, with
-    # them everywhere 3.4x (bench_video.py --stage layouts, smoke, 1 thread, contended)
-    temporal_levels: tuple[int, ...] | None = (1, 2)
+    # levels with temporal layers (-1: the lowest resolution and the middle; None: every
+    # level). Temporal attention over the 16 x 1024 positions of a 32 x 32 batch costs more
+    # than the per-frame U-Net itself: a training step took 0.96x the per-frame model's time
+    # with temporal layers at 8 x 8 only, 1.91x at 16 x 16 and 8 x 8, 3.48x everywhere
+    # (bench_video.py --stage layouts, smoke: 1 thread, contended, interleaved rounds)
+    temporal_levels: tuple[int, ...] | None = (-1,)
     text_encoder: str = "joint"  # "joint", or the folder of a `train clip` checkpoint
     text_dim: int = 64
     text_depth: int = 2
