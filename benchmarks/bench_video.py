@@ -244,7 +244,8 @@ def _finish(result: dict, clock: CpuWallClock, precision: str) -> dict:
 def save_samples(pipe: TextToVideoPipeline, img_dir: Path, name: str, seed: int) -> dict:
     """A GIF (one video per digit, directions in turn) and its frame strip in ``img_dir``."""
     img_dir.mkdir(parents=True, exist_ok=True)
-    prompts = [p for i, p in enumerate(canonical_prompts()) if i % 8 in (0, 3, 5, 6)][:10]
+    every = canonical_prompts()  # digit-major: 4 directions x 2 speeds per digit
+    prompts = [every[8 * d + 2 * (d % 4) + d % 2] for d in range(10)]  # one per digit
     gens = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
     videos = pipe(prompts, num_inference_steps=20, output_type="pt", generator=gens)
     gif = save_videos_gif(videos, img_dir / f"{name}.gif", nrow=5)
