@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise-a", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     p.add_argument("--mcgurk-trials", type=int, default=200, help="trials per A-V pair")
     p.add_argument("--mcgurk-steps", type=int, default=2000)
-    p.add_argument("--mcgurk-clips", type=int, default=90, help="clips per syllable")
+    p.add_argument("--mcgurk-clips", type=int, default=400, help="clips per syllable")
     p.add_argument(
         "--checkpoint",
         type=Path,

@@ -146,8 +146,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument(
         "--clips",
         type=count_up_to(10_000),
-        default=90,
-        help="synthesised clips per syllable, a third held out (default 90)",
+        default=400,
+        help="synthesised clips per syllable, a third held out (default 400: with 90 the "
+        "network memorises its training clips and answers from the mouth)",
     )
     m.add_argument(
         "--cache-dir", default=None, help="speech cache (default $SYNESTHESIA_CACHE or ~/.cache)"

@@ -48,7 +48,7 @@ class McGurkConfig(NetSettings):
     pixel noise sd; and the network and training fields of :class:`NetSettings`.
     """
 
-    n_per: int = 90
+    n_per: int = 400
     mel_frames: int = 32
     video_frames: int = 6
     size: int = 12
