@@ -187,11 +187,16 @@ def fit_budgeted(
             fit_budget_s = minutes * 60.0
 
             def replan(step: int, elapsed_s: float, seconds_per_step: float) -> int:
-                # the probe's plan, corrected by the steps really taken
+                # the probe's plan, corrected by the steps really taken (after warm-up, and
+                # again at half time)
                 left = max(fit_budget_s - elapsed_s, 0.0)
                 new = step + max(1, math.floor(REPLAN_SHARE * left / max(seconds_per_step, 1e-9)))
                 model_config["max_steps"] = new
-                plan["replanned_steps"] = new
+                plan["replanned_steps"] = new  # the last replan's
+                plan.setdefault("replans", []).append(
+                    {"step": step, "elapsed_s": elapsed_s, "seconds_per_step": seconds_per_step,
+                     "max_steps": new}
+                )  # fmt: skip
                 return new
 
     model_config["max_steps"] = max_steps

@@ -71,10 +71,16 @@ class TrainerConfig:
     progress: bool = True
     grad_accumulation: int = 1
     compile: bool = False
+    #: ``(step, progress)``: from optimizer update ``step`` on, the cosine's progress runs
+    #: linearly from ``progress`` to 1 at ``max_steps``. Set by a replan that changed
+    #: ``max_steps`` after warm-up, so that the learning rate stays continuous there.
+    schedule_knot: tuple[int, float] | None = None
 
     def __post_init__(self) -> None:
         self.out_dir = str(self.out_dir)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.schedule_knot is not None:
+            self.schedule_knot = (int(self.schedule_knot[0]), float(self.schedule_knot[1]))
         positive_ints = (
             "batch_size",
             "max_steps",

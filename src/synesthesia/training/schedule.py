@@ -13,6 +13,9 @@ def lr_factor(step: int, config: TrainerConfig) -> float:
     Linear warm-up ``(step + 1) / warmup_steps`` for ``step < warmup_steps`` (no update is
     wasted at lr 0), then for ``"cosine"`` a half-cosine from 1 down to ``min_lr_ratio`` at
     ``max_steps`` (SGDR, Loshchilov & Hutter 2017, eq. 5, one cycle); ``"constant"`` stays at 1.
+    With ``config.schedule_knot = (s0, p0)`` the cosine's progress at ``step >= s0`` is
+    ``p0 + (1 - p0) (step - s0) / (max_steps - s0)``: a schedule whose length changed at
+    ``s0`` continues from where it was instead of jumping.
     """
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
@@ -21,11 +24,21 @@ def lr_factor(step: int, config: TrainerConfig) -> float:
         return (step + 1) / warmup
     if config.lr_schedule == "constant":
         return 1.0
-    span = max(config.max_steps - warmup, 1)
-    progress = min((step - warmup) / span, 1.0)
+    progress = schedule_progress(step, config)
     floor = config.min_lr_ratio
     # cosine annealing: eta_min + (eta_max - eta_min) * (1 + cos(pi * T_cur / T)) / 2 (SGDR eq. 5)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def schedule_progress(step: int, config: TrainerConfig) -> float:
+    """How far update ``step`` (after warm-up) is through the decay, 0 to 1."""
+    knot = config.schedule_knot
+    if knot is not None and step >= knot[0]:
+        # after a replan: from the knot's progress to 1 over the steps the new plan has left
+        start, at = knot
+        return min(at + (1.0 - at) * (step - start) / max(config.max_steps - start, 1), 1.0)
+    span = max(config.max_steps - config.warmup_steps, 1)
+    return min(max(step - config.warmup_steps, 0) / span, 1.0)
 
 
 def lr_at(step: int, config: TrainerConfig) -> float:

@@ -59,7 +59,7 @@ from synesthesia.training.distributed import (
 )
 from synesthesia.training.logs import LogWindow, MetricsCSV
 from synesthesia.training.precision import autocast, resolve_precision
-from synesthesia.training.schedule import ema_decay_at, lr_at
+from synesthesia.training.schedule import ema_decay_at, lr_at, schedule_progress
 from synesthesia.training.state import (
     check_trainer_state,
     decode_bytes_tensor,
@@ -181,6 +181,7 @@ class _Step:
     extras: dict[str, float]
     time_up: bool
     interrupted: bool
+    halfway: bool = False  # half of the time budget spent (on some rank)
 
 
 @dataclasses.dataclass
@@ -196,6 +197,7 @@ class _Run:
     unfinished: dict[str, Any] | None = None
     step_ends: list[float] = dataclasses.field(default_factory=list)  # for replan
     replanned: bool = False
+    replanned_halfway: bool = False
 
 
 class Trainer:
@@ -432,30 +434,39 @@ class Trainer:
                 "row": self._log_window(step, run),
                 "evaluate": self._evaluation_due(step),
             }
-        self._maybe_replan(run)
+        self._maybe_replan(run, step)
         self._evaluate_log_checkpoint(step, run)
         return self._stop_reason(step)
 
-    def _maybe_replan(self, run: _Run) -> None:
-        """Once, in a fresh run, at the end of warm-up: let ``replan`` reset ``max_steps`` from
-        the measured step time (the median of the last ten steps). Under several processes
-        every rank replans at the same step from the slowest rank's numbers, so all agree."""
+    def _maybe_replan(self, run: _Run, step: _Step) -> None:
+        """In a fresh run, let ``replan`` reset ``max_steps`` from the measured step time (the
+        median of the last ten steps): once at the end of warm-up (where the learning rate
+        does not yet depend on ``max_steps``), and once when half of the time budget is spent
+        (the warm-up's steps can be slower or faster than the later ones; the cosine then
+        continues from where it was, :attr:`TrainerConfig.schedule_knot`). Under several
+        processes every rank replans at the same step (the halfway flag went through the
+        step's collective) from the slowest rank's numbers, so all agree."""
         run.step_ends.append(time.perf_counter())
         cfg = self.config
-        if (
-            self.replan is None
-            or run.replanned
-            or self._resumed
-            or self.step < max(cfg.warmup_steps, 4)
-        ):
+        if self.replan is None or self._resumed:
             return
-        run.replanned = True
+        if not run.replanned:
+            if self.step < max(cfg.warmup_steps, 4):
+                return
+            run.replanned = True
+        elif step.halfway and not run.replanned_halfway and self.step < cfg.max_steps:
+            run.replanned_halfway = True
+        else:
+            return
         ends = run.step_ends[-11:]
         gaps = sorted(b - a for a, b in zip(ends, ends[1:], strict=False))
         seconds = reduce_max(gaps[len(gaps) // 2] if gaps else (ends[-1] - run.start))
         elapsed = reduce_max(ends[-1] - run.start)
         new = int(self.replan(self.step, elapsed, seconds))
         if new != cfg.max_steps and new > self.step:
+            if self.step > cfg.warmup_steps and cfg.lr_schedule != "constant":
+                # the decay is under way: continue it from here over the new length
+                cfg.schedule_knot = (self.step, schedule_progress(self.step, cfg))
             cfg.max_steps = new
             run.bar.total = new
             run.bar.refresh()
@@ -583,28 +594,28 @@ class Trainer:
         max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
         grad_norm = acc.clip_grad_norm_(self._train_model.parameters(), max_norm)
         grad_norm = torch.as_tensor(grad_norm, dtype=torch.float32, device=self.device)
-        time_up = (
-            cfg.max_minutes is not None
-            and time.perf_counter() - self._fit_start >= cfg.max_minutes * 60.0
-        )
-        # One collective per step: mean loss, grad norm, and the stop flags of every process.
+        fit_s = time.perf_counter() - self._fit_start
+        time_up = cfg.max_minutes is not None and fit_s >= cfg.max_minutes * 60.0
+        halfway = cfg.max_minutes is not None and fit_s >= cfg.max_minutes * 30.0
+        # One collective per step: mean loss, grad norm, and the flags of every process.
         numbers = torch.stack(
             [
                 loss.detach() / acc.num_processes,
                 grad_norm.reshape(()),
                 torch.tensor(float(time_up), device=self.device),
                 torch.tensor(float(self._requested()), device=self.device),
+                torch.tensor(float(halfway), device=self.device),
             ]
         )
         if acc.num_processes > 1:
             numbers = self._collective(lambda: acc.reduce(numbers, reduction="sum"))
-        loss_value, norm_value, time_flag, int_flag = numbers.tolist()
+        loss_value, norm_value, time_flag, int_flag, half_flag = numbers.tolist()
         # under float16 an infinite gradient is the scaler's business: it skips the step
         scaled_overflow = self.scaler is not None and not math.isfinite(norm_value)
         if not math.isfinite(loss_value) or (not math.isfinite(norm_value) and not scaled_overflow):
             self.optimizer.zero_grad(set_to_none=True)
             raise self._non_finite(loss_value, norm_value)
-        return _Step(loss_value, norm_value, extras_sum, time_flag > 0, int_flag > 0)
+        return _Step(loss_value, norm_value, extras_sum, time_flag > 0, int_flag > 0, half_flag > 0)
 
     def _micro_step(self, batch: Any, n_micro: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward and backward of one micro-batch (its loss divided by ``n_micro``).
