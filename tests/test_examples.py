@@ -20,11 +20,14 @@ EXAMPLES = ROOT / "examples"
 def _argv(name: str, tmp: Path) -> list[str]:
     out = str(tmp / "run")
     return {
+        "audio_diffusion.py": ["--minutes", "0.05", "--n-espeak", "60", "--out", out],
         "brain_ventriloquist.py": [str(tmp)],
         "class_to_image.py": ["--minutes", "0.05", "--out", out],
         "cross_attention.py": [],
         "latent_diffusion.py": ["--ae-minutes", "0.05", "--minutes", "0.05", "--out", out],
+        "probes_ventriloquist.py": [str(tmp)],
         "text_to_image_conditioning.py": ["--minutes", "0.05", "--out", out],
+        "video_diffusion.py": ["--minutes", "0.05", "--out", out],
     }[name]
 
 
