@@ -156,3 +156,13 @@ def test_caption_rejects_bad_arguments():
         caption(1, None, len(CAPTION_TEMPLATES))
     with pytest.raises(ValueError, match="size_word"):
         caption(1, {"thickness_word": "thin", "slant_word": "upright"}, 0)
+
+
+def test_articles_follow_the_sound_not_the_letter():
+    from synesthesia.data.captions import _fix_articles
+
+    assert _fix_articles("a eight") == "an eight"
+    assert _fix_articles("a 8 written thin") == "an 8 written thin"
+    assert _fix_articles("a upright seven") == "an upright seven"
+    assert _fix_articles("a one") == "a one"  # "wun": no "an"
+    assert _fix_articles("a thick one") == "a thick one"

@@ -95,7 +95,8 @@ SIZE_THRESHOLDS_PER_CLASS: tuple[tuple[float, float], ...] = (
 )
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:-[a-z]+)?|[^\sa-z0-9]")
-_VOWEL_START = re.compile(r"\b(a) (?=(?:[aeiou]|8\b|eight|eleven|upright)[\w-]*)")
+# "an" before a vowel sound: "an eight", "an 8", "an upright seven", but "a one" (a "w" sound)
+_VOWEL_START = re.compile(r"\b(a) (?=(?!one\b)(?:[aeiou]|8\b|eight|eleven|upright)[\w-]*)")
 
 
 def tokenize(text: str) -> list[str]:
