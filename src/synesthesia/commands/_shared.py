@@ -264,11 +264,13 @@ def add_run_options(
     max_batch: int,
     max_steps: int,
     what: str = "images",
+    batch_size: int = 64,
 ) -> None:
     """The options every time-bounded ``train KIND`` shares: ``--data --minutes --out --resume
     --seed --batch-size --max-steps --precision --no-progress`` (``--out`` defaults to
     ``runs/NAME``). Settings a resumption keeps (data, batch size, seed) default to ``None``,
-    resolved by :func:`run_settings`."""
+    resolved by :func:`run_settings` (``batch_size`` is the default its ``defaults`` hold,
+    named in the help)."""
     train.add_argument(
         "--data",
         default=None,
@@ -287,7 +289,10 @@ def add_run_options(
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
     train.add_argument(
-        "--batch-size", type=count_up_to(max_batch), default=None, help="batch (default 64)"
+        "--batch-size",
+        type=count_up_to(max_batch),
+        default=None,
+        help=f"global batch (default {batch_size})",
     )
     train.add_argument(
         "--max-steps",

@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         max_batch=MAX_BATCH,
         max_steps=MAX_TRAIN_STEPS,
         what="digits that move",
+        batch_size=RUN_DEFAULTS["batch_size"],
     )
     train.add_argument("--preset", choices=PRESETS, default="small", help="U-Net size")
     train.add_argument(
