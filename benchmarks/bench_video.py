@@ -58,7 +58,7 @@ from synesthesia.diffusion import NoiseSchedule
 from synesthesia.metrics.evaluator import get_evaluator
 from synesthesia.metrics.video import frechet_floor, score_videos
 from synesthesia.nets.video_unet import TextConditionedVideoUNet, build_video_unet, count_parameters
-from synesthesia.pipelines.text2image_train import _text_encoder
+from synesthesia.pipelines.text2image_train import build_text_encoder
 from synesthesia.pipelines.text2video import TextToVideoPipeline, save_frame_strip, save_videos_gif
 from synesthesia.pipelines.text2video_train import (
     VideoRecipe,
@@ -118,7 +118,7 @@ def _probe(options: VideoTrainOptions, precision: str):
     """(training step closure, parameter count) of a fresh model of ``options``."""
     train, _, _, _ = _world()
     torch.manual_seed(options.seed)
-    text, tok, frozen, _ = _text_encoder(options, VIDEO_VOCABULARY)
+    text, tok, frozen, _ = build_text_encoder(options, VIDEO_VOCABULARY)
     model = TextConditionedVideoUNet(
         build_video_unet(build_model_config(options, text.out_dim)), text, frozen
     )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _axes(ax):
+def axes_or_new(ax):
     if ax is None:
         import matplotlib
 
@@ -29,7 +29,7 @@ def plot_localisation_bias(result, ax=None, observed=None, label: str = "model")
 
     ``observed``: optional per-condition bias from data, drawn as points.
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     d, b = _by_disparity(result.disparity, result.auditory_bias())
     ax.plot(d, b, "-o", label=label)
     if observed is not None:
@@ -44,7 +44,7 @@ def plot_localisation_bias(result, ax=None, observed=None, label: str = "model")
 
 def plot_p_common(result, ax=None, label: str = "E[p(C=1|x)]"):
     """Posterior probability of a common cause (and the unity-report rate) against disparity."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     d, p = _by_disparity(result.disparity, result.posterior_common)
     ax.plot(d, p, "-o", label=label)
     d2, u = _by_disparity(result.disparity, result.p_unity())
@@ -58,7 +58,7 @@ def plot_p_common(result, ax=None, label: str = "E[p(C=1|x)]"):
 
 def plot_flash_illusion(result, ax=None):
     """Mean reported flashes against beeps, one line per number of flashes (a FlashResult)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     mean = result.mean_reported_flashes()
     for f in np.unique(result.conditions[:, 0]):
         sel = result.conditions[:, 0] == f
@@ -71,7 +71,7 @@ def plot_flash_illusion(result, ax=None):
 
 def plot_fission_trend(sigmas_v: Sequence[float], rates: Sequence[float], ax=None):
     """Illusory second flash (1 flash, 2 beeps) against visual noise."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     ax.plot(sigmas_v, rates, "-o")
     ax.set_xlabel("visual numerosity noise sigma_v")
     ax.set_ylabel("p(2 flashes | 1 flash, 2 beeps)")
@@ -81,7 +81,7 @@ def plot_fission_trend(sigmas_v: Sequence[float], rates: Sequence[float], ax=Non
 
 def plot_mcgurk(table: dict, syllables: Sequence[str] = ("ba", "da", "ga"), ax=None, title=""):
     """Stacked response proportions for every (auditory, visual) pair of syllables."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     keys = list(table)
     probs = np.array([table[k] for k in keys])
     bottom = np.zeros(len(keys))
@@ -99,7 +99,7 @@ def plot_mcgurk(table: dict, syllables: Sequence[str] = ("ba", "da", "ga"), ax=N
 
 def plot_simultaneity(model, soas: Sequence[float], ax=None, observed=None):
     """p(simultaneous) against SOA (a SimultaneityModel), optionally with observed rates."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     s = np.linspace(min(soas), max(soas), 401)
     ax.plot(s, model.p_simultaneous(s), label="model")
     if observed is not None:
@@ -114,7 +114,7 @@ def plot_simultaneity(model, soas: Sequence[float], ax=None, observed=None):
 def plot_fit(ppc, modality: int = 1, ax=None):
     """Fitted model over data: mean report per condition (a PosteriorPredictive), with the
     predictive interval, against the stimulus of the reported modality."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     order = np.lexsort((ppc.conditions[:, 1], ppc.conditions[:, 0]))
     x = np.arange(len(order))
     j = min(modality, ppc.observed.shape[1] - 1)

@@ -160,7 +160,7 @@ def _load_pipeline(checkpoint: str | Path, precision: str = "auto"):
     return ClassToImagePipeline.from_pretrained(Path(checkpoint), precision=precision)
 
 
-def _load_data(spec: str):
+def load_data(spec: str):
     from synesthesia.data.images import load_image_splits
 
     return load_image_splits(spec)
@@ -229,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     given = run_settings(args, resumable_settings, {**RUN_DEFAULTS, "preset": "small"})
     data = given["data"]
-    train, _ = _load_data(data)
+    train, _ = load_data(data)
     common = run_options(args, given, len(train))
     precision = common.pop("precision")  # the image recipe's own name for it
     options = ImageTrainOptions(**common, preset=given["preset"], mixed_precision=precision)
@@ -298,7 +298,7 @@ def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
     out = Path(args.json) if args.json else Path(checkpoint).parent / "eval.json"
     check_output_file(out, "--json" if args.json else "scores file")
     data = pipe.extra.get("data", "mnist5k")
-    train, val = _load_data(data)
+    train, val = load_data(data)
     evaluator, _ = get_evaluator(train, val, progress=not args.no_progress)
     scores = _scores(pipe, args, val, evaluator, args.n_per_class)
     scores.update(checkpoint=str(checkpoint), data=data)
@@ -333,7 +333,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     progress = not args.no_progress
     precision = resolve_precision(args.precision, "cpu")
-    train, val = _load_data("mnist5k")
+    train, val = load_data("mnist5k")
     with CpuWallClock() as clock:
         evaluator, _ = get_evaluator(train, val, progress=progress)
         evaluator_s = time.perf_counter() - start

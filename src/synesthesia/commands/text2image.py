@@ -35,7 +35,7 @@ from synesthesia.commands.image import (
     MAX_SAMPLES,
     MAX_TRAIN_STEPS,
     METHODS,
-    _load_data,
+    load_data,
 )
 
 KIND = "text2image"
@@ -173,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     given = run_settings(args, resumable_settings)
-    train, _ = _load_data(given["data"])
+    train, _ = load_data(given["data"])
     options = TextTrainOptions(
         **run_options(args, given, len(train)),
         preset=args.preset,
@@ -254,7 +254,7 @@ def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
 
         clip = JointEmbeddingModel.from_pretrained(args.clip)
     data = pipe.extra.get("data", "mnist5k")
-    train, val = _load_data(data)
+    train, val = load_data(data)
     evaluator, _ = get_evaluator(train, val, progress=not args.no_progress)
 
     def generate(texts, gen):

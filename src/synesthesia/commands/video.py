@@ -26,7 +26,7 @@ from synesthesia.commands._shared import (
     run_settings,
     train_subparsers,
 )
-from synesthesia.commands.image import MAX_BATCH, MAX_SAMPLES, MAX_TRAIN_STEPS, _load_data
+from synesthesia.commands.image import MAX_BATCH, MAX_SAMPLES, MAX_TRAIN_STEPS, load_data
 from synesthesia.commands.text2image import _sampling_options
 
 KIND = "text2video"
@@ -153,7 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except InputError as exc:
         option = "--canvas" if "canvas" in str(exc) or "speed" in str(exc) else "--frames"
         raise CommandError(f"{option}: {exc}") from None
-    train, _ = _load_data(given["data"])
+    train, _ = load_data(given["data"])
     layout = "factorised" if args.layout == "per-frame" else args.layout
     options = VideoTrainOptions(
         out_dir=str(args.out),
@@ -245,7 +245,7 @@ def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
     data = pipe.extra.get("data", "mnist5k")
     world = MovingDigitsConfig(**pipe.extra.get("world", {"canvas": pipe.video_config.image_size,
                                                           "frames": pipe.frames}))  # fmt: skip
-    train, val = _load_data(data)
+    train, val = load_data(data)
     evaluator, _ = get_evaluator(train, val, progress=not args.no_progress)
     prompts = canonical_prompts(world)
     k = args.n_per_prompt

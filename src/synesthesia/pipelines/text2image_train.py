@@ -194,7 +194,7 @@ def text_loss_fn(
     return loss_fn
 
 
-def _text_encoder(options: TextTrainOptions, vocabulary: tuple[str, ...]):
+def build_text_encoder(options: TextTrainOptions, vocabulary: tuple[str, ...]):
     """``(text encoder, tokenizer, frozen, source)`` for ``options.text_encoder``."""
     if options.text_encoder == "joint":
         tokenizer = WordTokenizer(vocabulary, max_length=24)
@@ -259,7 +259,7 @@ def resumable_settings(out_dir: str | Path) -> dict:
     }
 
 
-def _check_resume(out_dir: Path, saved: dict, state: dict, given: dict) -> None:
+def check_resume(out_dir: Path, saved: dict, state: dict, given: dict) -> None:
     """Refuse a resumption whose options differ from the saved run's, naming both values."""
     for name, now in given.items():
         was = saved.get(name[2:].replace("-", "_"), state.get(name[2:].replace("-", "_")))
@@ -293,7 +293,7 @@ def train_text_to_image(
         saved_config = read_json(path, what="config file")
         if not isinstance(saved_config, dict) or saved_config.get("kind") != KIND:
             raise InputError(f"{path}: not a text-to-image run")
-        _check_resume(
+        check_resume(
             out_dir,
             saved_config,
             state["config"],
@@ -324,7 +324,7 @@ def train_text_to_image(
         if options.autoencoder is not None:
             autoencoder, moments = _latent_data(data, options.autoencoder)
         torch.manual_seed(seed)  # the whole start (text encoder, then U-Net) follows the seed
-        text, tokenizer, frozen, source = _text_encoder(options, VOCABULARY)
+        text, tokenizer, frozen, source = build_text_encoder(options, VOCABULARY)
         preset = options.preset or ("latent" if autoencoder is not None else "small")
         if preset not in TEXT_PRESETS:
             raise InputError(f"unknown preset {preset!r}; choose one of {sorted(TEXT_PRESETS)}")

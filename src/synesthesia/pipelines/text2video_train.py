@@ -51,8 +51,8 @@ from synesthesia.nets.video_unet import (
 )
 from synesthesia.pipelines.text2image_train import (
     TextRecipe,
-    _check_resume,
-    _text_encoder,
+    build_text_encoder,
+    check_resume,
     text_loss_fn,
 )
 from synesthesia.pipelines.text2video import KIND, TextToVideoConfig, TextToVideoPipeline
@@ -244,7 +244,7 @@ def train_text_to_video(
     if resume:
         state, model_config = _read_run(out_dir)
         given = {"--data": train.name, "--batch-size": options.batch_size, "--seed": options.seed}
-        _check_resume(out_dir, model_config, state["config"], given)
+        check_resume(out_dir, model_config, state["config"], given)
         recipe = VideoRecipe.from_dict(model_config["recipe"])
         seed = int(state["config"]["seed"])
         saved = TextToVideoPipeline.from_pretrained(out_dir / "checkpoint")
@@ -252,7 +252,7 @@ def train_text_to_video(
     else:
         recipe, seed = options.recipe, options.seed
         torch.manual_seed(seed)  # the whole start (text encoder, then U-Net) follows the seed
-        text, tokenizer, frozen, source = _text_encoder(options, VIDEO_VOCABULARY)
+        text, tokenizer, frozen, source = build_text_encoder(options, VIDEO_VOCABULARY)
         video_cfg = build_model_config(options, text.out_dim)
         model = TextConditionedVideoUNet(build_video_unet(video_cfg), text, frozen)
         schedule = NoiseSchedule(recipe.schedule, recipe.num_timesteps)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from synesthesia.brain.plots import _axes, plot_localisation_bias
+from synesthesia.brain.plots import axes_or_new, plot_localisation_bias
 
 
 def plot_network_bias(probe, human=None, ax=None):
     """Auditory bias toward vision against disparity: the network's reports (points), the
     causal-inference fit to them (line) and, with ``human`` (a VentriloquistResult such as
     :func:`synesthesia.probes.ventriloquist.human_reference`), the human fit (line)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     if human is not None:
         plot_localisation_bias(human, ax=ax, label="human fit (Koerding et al. 2007)")
     plot_localisation_bias(
@@ -29,7 +29,7 @@ def plot_network_bias(probe, human=None, ax=None):
 
 def plot_p_common_vs_p_train(sweep, ax=None):
     """Fitted p_common (+- 1.96 SE) against the p_train each network was trained on."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     rows = sweep.p_common_table()
     x = np.array([r["p_train"] for r in rows])
     y = np.array([r["p_common"] for r in rows])
@@ -48,7 +48,7 @@ def plot_flash_trend(levels, ax=None):
     """Illusion rates against visual noise (a list of FlashLevel): the network's (points) and
     the causal-inference fit's (lines), fission (1 flash + 2 beeps seen as 2) and fusion
     (2 flashes + 1 beep seen as 1)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     x = [lv.noise_v for lv in levels]
     ax.plot(x, [lv.fission for lv in levels], "o", color="C0", label="fission, network")
     ax.plot(x, [lv.fitted_fission for lv in levels], "-", color="C0", label="fission, CI fit")
@@ -63,7 +63,7 @@ def plot_flash_trend(levels, ax=None):
 
 def plot_flash_reports(level, ax=None):
     """Mean reported flashes against beeps, one line per number of flashes (one FlashLevel)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     cond, idx = level.trials.conditions()
     means = np.bincount(idx, weights=level.trials.responses[:, 0]) / np.bincount(idx)
     for f in np.unique(cond[:, 0]):
@@ -79,7 +79,7 @@ def plot_flash_reports(level, ax=None):
 def plot_enhancement(result, ax=None):
     """Enhancement (combined minus the better single accuracy) against the better single
     accuracy, every condition: the joint embedding's (points) and the ML prediction's."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     best = result.best_single().ravel()
     ax.plot(best, result.enhancement().ravel(), "o", label="joint embedding (image + speech)")
     ax.plot(best, (result.predicted - result.best_single()).ravel(), "x", label="ML prediction")
@@ -92,7 +92,7 @@ def plot_enhancement(result, ax=None):
 
 def plot_accuracy_grid(result, ax=None):
     """Combined accuracy against speech SNR, one line per image noise, with the single ones."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     x = np.array(result.snr_db)
     ax.plot(x, result.speech, "k--", label="speech alone")
     for i, s in enumerate(result.image_noise):
