@@ -265,18 +265,20 @@ def add_run_options(
     max_steps: int,
     what: str = "images",
     batch_size: int = 64,
+    data: bool = True,
 ) -> None:
     """The options every time-bounded ``train KIND`` shares: ``--data --minutes --out --resume
     --seed --batch-size --max-steps --precision --no-progress`` (``--out`` defaults to
     ``runs/NAME``). Settings a resumption keeps (data, batch size, seed) default to ``None``,
     resolved by :func:`run_settings` (``batch_size`` is the default its ``defaults`` hold,
-    named in the help)."""
-    train.add_argument(
-        "--data",
-        default=None,
-        help=f"mnist5k (built in, default), digits8x8, or a folder of MNIST/Fashion-MNIST IDX "
-        f"files, the source of the {what} (on --resume: the run's own)",
-    )
+    named in the help). ``data=False`` leaves ``--data`` out (a kind with its own sources)."""
+    if data:
+        train.add_argument(
+            "--data",
+            default=None,
+            help=f"mnist5k (built in, default), digits8x8, or a folder of MNIST/Fashion-MNIST "
+            f"IDX files, the source of the {what} (on --resume: the run's own)",
+        )
     train.add_argument(
         "--minutes", type=positive_float, default=minutes, help=f"time budget (default {minutes:g})"
     )

@@ -13,19 +13,19 @@ from pathlib import Path
 from synesthesia.commands import CommandError
 from synesthesia.commands._shared import (
     CheckpointKind,
-    add_precision_option,
+    add_run_options,
     count_up_to,
     guidance_float,
     output_dir,
     output_file,
-    positive_float,
     register_kind,
     report_interrupted,
+    run_options,
     run_settings,
-    seed_int,
     train_subparsers,
 )
-from synesthesia.commands.image import MAX_BATCH, MAX_SAMPLER_STEPS, MAX_TRAIN_STEPS, METHODS
+from synesthesia.commands.image import MAX_BATCH, MAX_TRAIN_STEPS
+from synesthesia.commands.text2image import sampling_options
 
 KIND = "text2audio"
 #: Largest number of clips one generate / eval call holds (1 s at 8 kHz: 32 kB each).
@@ -70,20 +70,6 @@ def _sample_rate(text: str) -> int:
     return value
 
 
-def _sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--guidance",
-        type=guidance_float,
-        default=None,
-        help="classifier-free guidance scale in [0, 100] (default: the model's stored one)",
-    )
-    p.add_argument("--method", choices=METHODS, default="dpmpp_2m", help="sampler")
-    p.add_argument("--steps", type=count_up_to(MAX_SAMPLER_STEPS), default=20, help="steps")
-    p.add_argument("--seed", type=seed_int, default=0, help="random seed")
-    add_precision_option(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
 def _generate_options(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Speak a digit: one 16-bit WAV file per clip in --out, named digit_index.wav "
@@ -99,7 +85,7 @@ def _generate_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the rate you expect (Hz); an error if the model was trained at another",
     )
-    _sampling_options(p)
+    sampling_options(p)
 
 
 def _eval_options(p: argparse.ArgumentParser) -> None:
@@ -118,7 +104,7 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
         "--n-per-digit", type=count_up_to(MAX_CLIPS // 10), default=25, help="clips per digit"
     )
     p.add_argument("--json", type=output_file(".json"), default=None, help="scores file")
-    _sampling_options(p)
+    sampling_options(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -131,11 +117,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "voices and speakers are left out) within a time budget. The checkpoint lands in "
         "OUT/checkpoint.",
     )
-    train.add_argument(
-        "--minutes", type=positive_float, default=15.0, help="time budget (default 15)"
+    add_run_options(
+        train,
+        name="audio",
+        minutes=15.0,
+        max_batch=MAX_BATCH,
+        max_steps=MAX_TRAIN_STEPS,
+        batch_size=AUDIO_RUN_DEFAULTS["batch_size"],
+        data=False,
     )
-    train.add_argument("--out", type=output_dir, default=Path("runs") / "audio", help="run folder")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument(
         "--fsdd",
         type=_fsdd_folder,
@@ -150,19 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--domain", choices=("mel", "wave"), default="mel", help="audio domain")
     train.add_argument("--preset", choices=("tiny", "mel", "wave"), default=None, help="U-Net size")
-    train.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
-    train.add_argument(
-        "--batch-size", type=count_up_to(MAX_BATCH), default=None, help="batch (default 64)"
-    )
-    train.add_argument(
-        "--max-steps",
-        type=count_up_to(MAX_TRAIN_STEPS),
-        default=None,
-        help="schedule length (default: fit --minutes); on --resume, a larger value extends it",
-    )
     train.add_argument("--guidance", type=guidance_float, default=2.0, help="default guidance")
-    add_precision_option(train)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
     register_kind(
@@ -196,14 +174,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = run_settings(args, resumable_settings, AUDIO_RUN_DEFAULTS)
     train = training_clips(given["fsdd"], given["n_espeak"], given["seed"], not args.no_progress)
     options = AudioTrainOptions(
-        out_dir=str(args.out),
+        **run_options(args, given, len(train)),
         preset=args.preset,
-        minutes=args.minutes,
-        max_steps=args.max_steps,
-        batch_size=min(given["batch_size"], len(train)),
-        seed=given["seed"],
-        precision=args.precision,
-        progress=not args.no_progress,
         recipe=AudioRecipe(domain=args.domain),
         guidance_scale=args.guidance,
         fsdd_folder=given["fsdd"],

@@ -64,7 +64,7 @@ def _text_encoder_choice(text: str) -> str:
     return str(folder)
 
 
-def _sampling_options(p: argparse.ArgumentParser) -> None:
+def sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--guidance",
         type=guidance_float,
@@ -89,7 +89,7 @@ def _generate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", required=True, type=output_file(".png", ".npz"), help="a .png grid or .npz"
     )
-    _sampling_options(p)
+    sampling_options(p)
 
 
 def _eval_options(p: argparse.ArgumentParser) -> None:
@@ -111,7 +111,7 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
         "(cosine, R-precision among 100 captions)",
     )
     p.add_argument("--json", type=output_file(".json"), default=None, help="scores file")
-    _sampling_options(p)
+    sampling_options(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -27,7 +27,7 @@ from synesthesia.commands._shared import (
     train_subparsers,
 )
 from synesthesia.commands.image import MAX_BATCH, MAX_SAMPLES, MAX_TRAIN_STEPS, load_data
-from synesthesia.commands.text2image import _sampling_options
+from synesthesia.commands.text2image import sampling_options
 
 KIND = "text2video"
 PRESETS = ("tiny", "small")
@@ -107,7 +107,7 @@ def _generate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative", default=None, help="negative prompt (replaces the empty one)")
     p.add_argument("--n", type=count_up_to(MAX_SAMPLES), default=1, help="number of videos")
     p.add_argument("--out", required=True, type=output_file(".gif", ".png"), help=".gif or .png")
-    _sampling_options(p)
+    sampling_options(p)
 
 
 def _eval_options(p: argparse.ArgumentParser) -> None:
@@ -118,7 +118,7 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--n-per-prompt", type=count_up_to(10_000), default=1, help="videos per prompt")
     p.add_argument("--json", type=output_file(".json"), default=None, help="scores file")
-    _sampling_options(p)
+    sampling_options(p)
 
 
 def _load(checkpoint: Path, precision: str):

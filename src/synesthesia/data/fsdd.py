@@ -42,7 +42,7 @@ def _recordings_folder(folder: str | Path) -> Path:
     return folder
 
 
-def _entries(folder: str | Path) -> tuple[Path, list[tuple[str, int, int, Path]]]:
+def fsdd_entries(folder: str | Path) -> tuple[Path, list[tuple[str, int, int, Path]]]:
     """The recordings folder and its ``(speaker, digit, index, path)`` entries, unsorted."""
     root = _recordings_folder(folder)
     entries = []
@@ -65,7 +65,7 @@ def _entries(folder: str | Path) -> tuple[Path, list[tuple[str, int, int, Path]]
 def fsdd_speakers(folder: str | Path) -> list[str]:
     """The speakers of an FSDD folder (sorted), read from its file names without loading audio;
     a missing folder or one without FSDD recordings raises naming it."""
-    return sorted({e[0] for e in _entries(folder)[1]})
+    return sorted({e[0] for e in fsdd_entries(folder)[1]})
 
 
 def load_fsdd(
@@ -85,7 +85,7 @@ def load_fsdd(
 
     from synesthesia.data.audio import resample
 
-    root, entries = _entries(folder)
+    root, entries = fsdd_entries(folder)
     if speakers is not None:
         known = {e[0] for e in entries}
         missing = sorted(set(speakers) - known)

@@ -206,9 +206,9 @@ def split_reference(val: SpokenDigits) -> tuple[SpokenDigits, SpokenDigits]:
 
 
 def _fsdd_key(folder: str | Path) -> str:
-    from synesthesia.data.fsdd import _entries
+    from synesthesia.data.fsdd import fsdd_entries
 
-    _, entries = _entries(folder)
+    _, entries = fsdd_entries(folder)
     h = hashlib.sha1(json.dumps([CLASSIFIER_VERSION, SpeechClassifierConfig().to_dict()]).encode())
     for *_, path in sorted(entries):
         h.update(f"{path.name}:{path.stat().st_size};".encode())

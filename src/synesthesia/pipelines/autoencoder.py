@@ -377,25 +377,17 @@ SCALING_RESERVE_S = 10.0
 
 def _saved_run(out_dir: str | Path) -> tuple[dict, dict]:
     """``(trainer state, model config)`` of the autoencoder run in ``out_dir``; clear errors."""
-    from synesthesia.io import read_json
-    from synesthesia.training import read_run_state
+    from synesthesia.training import read_run
 
-    state = read_run_state(out_dir)
-    path = Path(out_dir) / "checkpoint" / "config.json"
-    config = read_json(path, what="config file")
-    if not isinstance(config, dict) or config.get("kind") != KIND:
-        kind = config.get("kind") if isinstance(config, dict) else None
-        raise InputError(f"{path}: not an autoencoder run (kind={kind!r})")
-    return state, config
+    return read_run(out_dir, KIND, "an autoencoder")
 
 
 def resumable_settings(out_dir: str | Path) -> dict:
     """The settings of the run in ``out_dir`` that a resumption must keep: data, batch_size,
     seed."""
-    state, config = _saved_run(out_dir)
-    saved = state["config"]
-    return {"data": config.get("data"), "batch_size": saved.get("batch_size"),
-            "seed": saved.get("seed")}  # fmt: skip
+    from synesthesia.training import kept_settings
+
+    return kept_settings(out_dir, KIND, "an autoencoder", data="data")
 
 
 def _resumed_config(out_dir: Path, options: AutoencoderTrainOptions, data: str) -> dict:

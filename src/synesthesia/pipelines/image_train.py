@@ -99,30 +99,18 @@ def estimate_sampling_s(
 
 
 def _saved_run(out_dir: str | Path) -> tuple[dict, dict]:
-    """``(trainer state, model config)`` of the image run in ``out_dir``, with clear errors
-    (the state through the trainer's public :func:`read_run_state`)."""
-    from synesthesia.io import read_json
-    from synesthesia.training import read_run_state
+    """``(trainer state, model config)`` of the image run in ``out_dir``, with clear errors."""
+    from synesthesia.training import read_run
 
-    state = read_run_state(out_dir)
-    path = Path(out_dir) / "checkpoint" / "config.json"
-    model_config = read_json(path, what="config file")
-    if not isinstance(model_config, dict) or model_config.get("kind") != "image":
-        raise InputError(f"{path}: not an image-diffusion run")
-    return state, model_config
+    return read_run(out_dir, "image", "an image-diffusion")
 
 
 def resumable_settings(out_dir: str | Path) -> dict:
     """The settings of the run in ``out_dir`` that a resumption must keep: preset, data,
     batch_size, seed."""
-    state, model_config = _saved_run(out_dir)
-    saved = state["config"]
-    return {
-        "preset": model_config.get("preset"),
-        "data": model_config.get("data"),
-        "batch_size": saved.get("batch_size"),
-        "seed": saved.get("seed"),
-    }
+    from synesthesia.training import kept_settings
+
+    return kept_settings(out_dir, "image", "an image-diffusion", preset="preset", data="data")
 
 
 def _resumed_config(out_dir: Path, options: ImageTrainOptions, data_name: str, image_size: int):

@@ -104,21 +104,9 @@ def encode_clips(domain: AudioDomain, clips: torch.Tensor, batch: int = 500) -> 
 
 def resumable_settings(out_dir: str | Path) -> dict:
     """What a resumption of the run in ``out_dir`` keeps: fsdd, n_espeak, batch_size, seed."""
-    from synesthesia.io import read_json
-    from synesthesia.training import read_run_state
+    from synesthesia.training import kept_settings
 
-    state = read_run_state(out_dir)
-    path = Path(out_dir) / "checkpoint" / "config.json"
-    config = read_json(path, what="config file")
-    if not isinstance(config, dict) or config.get("kind") != KIND:
-        raise InputError(f"{path}: not a text-to-audio run")
-    saved = state["config"]
-    return {
-        "fsdd": config.get("fsdd_folder"),
-        "n_espeak": config.get("n_espeak"),
-        "batch_size": saved.get("batch_size"),
-        "seed": saved.get("seed"),
-    }
+    return kept_settings(out_dir, KIND, "a text-to-audio", fsdd="fsdd_folder", n_espeak="n_espeak")
 
 
 @dataclass

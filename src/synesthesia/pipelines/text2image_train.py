@@ -243,20 +243,9 @@ def posterior_moments(autoencoder, images: torch.Tensor, batch: int = 500) -> to
 def resumable_settings(out_dir: str | Path) -> dict:
     """The settings of the text-to-image run in ``out_dir`` that a resumption keeps: data,
     batch_size, seed (clear errors for a folder that holds no such run)."""
-    from synesthesia.io import read_json
-    from synesthesia.training import read_run_state
+    from synesthesia.training import kept_settings
 
-    state = read_run_state(out_dir)
-    path = Path(out_dir) / "checkpoint" / "config.json"
-    config = read_json(path, what="config file")
-    if not isinstance(config, dict) or config.get("kind") != KIND:
-        raise InputError(f"{path}: not a text-to-image run")
-    saved = state["config"]
-    return {
-        "data": config.get("data"),
-        "batch_size": saved.get("batch_size"),
-        "seed": saved.get("seed"),
-    }
+    return kept_settings(out_dir, KIND, "a text-to-image", data="data")
 
 
 def check_resume(out_dir: Path, saved: dict, state: dict, given: dict) -> None:

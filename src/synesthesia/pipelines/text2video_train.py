@@ -181,26 +181,16 @@ def video_loss_fn(
 
 def _read_run(out_dir: Path) -> tuple[dict, dict]:
     """(trainer state, checkpoint config.json) of the text-to-video run in ``out_dir``."""
-    from synesthesia.io import read_json
-    from synesthesia.training import read_run_state
+    from synesthesia.training import read_run
 
-    state = read_run_state(out_dir)
-    path = Path(out_dir) / "checkpoint" / "config.json"
-    config = read_json(path, what="config file")
-    if not isinstance(config, dict) or config.get("kind") != KIND:
-        raise InputError(f"{path}: not a text-to-video run")
-    return state, config
+    return read_run(out_dir, KIND, "a text-to-video")
 
 
 def resumable_settings(out_dir: str | Path) -> dict:
     """The settings of the run in ``out_dir`` that a resumption keeps: data, batch, seed."""
-    state, config = _read_run(Path(out_dir))
-    saved = state["config"]
-    return {
-        "data": config.get("data"),
-        "batch_size": saved.get("batch_size"),
-        "seed": saved.get("seed"),
-    }
+    from synesthesia.training import kept_settings
+
+    return kept_settings(out_dir, KIND, "a text-to-video", data="data")
 
 
 def build_model_config(options: VideoTrainOptions, text_dim: int) -> VideoUNetConfig:

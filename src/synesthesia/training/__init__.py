@@ -29,6 +29,8 @@ from synesthesia.training.trainer import (
     Trainer,
     derive_seed,
     epoch_permutation,
+    kept_settings,
+    read_run,
     read_run_state,
 )
 
@@ -51,5 +53,7 @@ __all__ = [
     "epoch_permutation",
     "lr_at",
     "lr_factor",
+    "kept_settings",
+    "read_run",
     "read_run_state",
 ]

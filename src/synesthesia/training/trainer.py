@@ -105,6 +105,29 @@ def read_run_state(out_dir: str | Path) -> dict:
     return state
 
 
+def read_run(out_dir: str | Path, kind: str, what: str) -> tuple[dict, dict]:
+    """``(trainer state, checkpoint config.json)`` of the training run in ``out_dir``, whose
+    config must say ``"kind": kind``; else :class:`~synesthesia.errors.InputError` naming the
+    file: ``"...config.json: not {what} run (kind='image')"`` (``what``: "an image-diffusion",
+    "a text-to-audio", ...)."""
+    state = read_run_state(out_dir)
+    path = Path(out_dir) / "checkpoint" / CONFIG_NAME
+    config = read_json(path, what="config file")
+    if not isinstance(config, dict) or config.get("kind") != kind:
+        found = config.get("kind") if isinstance(config, dict) else None
+        raise InputError(f"{path}: not {what} run (kind={found!r})")
+    return state, config
+
+
+def kept_settings(out_dir: str | Path, kind: str, what: str, **from_config: str) -> dict:
+    """What a resumption of the run in ``out_dir`` keeps: ``batch_size`` and ``seed`` from
+    its trainer state, and each ``name=key`` of ``from_config`` from its config.json."""
+    state, config = read_run(out_dir, kind, what)
+    saved = state["config"]
+    kept = {name: config.get(key) for name, key in from_config.items()}
+    return {**kept, "batch_size": saved.get("batch_size"), "seed": saved.get("seed")}
+
+
 def derive_seed(seed: int, *keys: object) -> int:
     """A 63-bit seed derived from ``seed`` and ``keys`` (independent streams per purpose)."""
     digest = hashlib.sha256(repr((int(seed), *keys)).encode()).digest()
