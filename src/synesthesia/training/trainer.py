@@ -221,6 +221,7 @@ class _Run:
     step_ends: list[float] = dataclasses.field(default_factory=list)  # for replan
     replanned: bool = False
     replanned_halfway: bool = False
+    first_replan: tuple[int, float] | None = None  # (step, time) of the warm-up replan
 
 
 class Trainer:
@@ -462,8 +463,9 @@ class Trainer:
         return self._stop_reason(step)
 
     def _maybe_replan(self, run: _Run, step: _Step) -> None:
-        """In a fresh run, let ``replan`` reset ``max_steps`` from the measured step time (the
-        median of the last ten steps): once at the end of warm-up (where the learning rate
+        """In a fresh run, let ``replan`` reset ``max_steps`` from the measured step time (at
+        warm-up the median of the last ten steps, at half time the mean since warm-up): once
+        at the end of warm-up (where the learning rate
         does not yet depend on ``max_steps``), and once when half of the time budget is spent
         (the warm-up's steps can be slower or faster than the later ones; the cosine then
         continues from where it was, :attr:`TrainerConfig.schedule_knot`). Under several
@@ -482,8 +484,14 @@ class Trainer:
         else:
             return
         ends = run.step_ends[-11:]
-        gaps = sorted(b - a for a, b in zip(ends, ends[1:], strict=False))
-        seconds = reduce_max(gaps[len(gaps) // 2] if gaps else (ends[-1] - run.start))
+        if run.first_replan is None:  # end of warm-up: the median of the last ten steps
+            gaps = sorted(b - a for a, b in zip(ends, ends[1:], strict=False))
+            local = gaps[len(gaps) // 2] if gaps else (ends[-1] - run.start)
+            run.first_replan = (self.step, ends[-1])
+        else:  # half time: the mean step since warm-up (a passing load moves it little)
+            step0, time0 = run.first_replan
+            local = (ends[-1] - time0) / max(self.step - step0, 1)
+        seconds = reduce_max(local)
         elapsed = reduce_max(ends[-1] - run.start)
         new = int(self.replan(self.step, elapsed, seconds))
         if new != cfg.max_steps and new > self.step:
