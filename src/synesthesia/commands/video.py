@@ -23,6 +23,7 @@ from synesthesia.commands._shared import (
     output_file,
     register_kind,
     report_interrupted,
+    run_options,
     run_settings,
     train_subparsers,
 )
@@ -156,20 +157,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     train, _ = load_data(given["data"])
     layout = "factorised" if args.layout == "per-frame" else args.layout
     options = VideoTrainOptions(
-        out_dir=str(args.out),
+        **run_options(args, given, len(train)),
         preset=args.preset,
-        minutes=args.minutes,
-        max_steps=args.max_steps,
-        batch_size=given["batch_size"],
-        seed=given["seed"],
-        precision=args.precision,
-        progress=not args.no_progress,
         recipe=recipe,
         layout=layout,
         temporal=() if args.layout == "per-frame" else ("attention", "conv"),
         guidance_scale=args.guidance,
-        grad_accumulation=getattr(args, "grad_accumulation", 1),
-        compile=getattr(args, "compile", False),
     )
     _, result, plan = train_text_to_video(train, options, resume=args.resume)
     if result.interrupted:
