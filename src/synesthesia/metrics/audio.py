@@ -255,7 +255,7 @@ def train_speech_classifier(
     """Train the classifier on ``train`` with the one trainer, test it on ``test`` (held-out
     speakers), save both to ``folder``; returns ``(model, config)``."""
     from synesthesia.io import save_pretrained
-    from synesthesia.training import Trainer, TrainerConfig
+    from synesthesia.metrics.evaluator import fit_classifier
 
     folder = Path(folder)
     cfg = SpeechClassifierConfig()
@@ -265,33 +265,10 @@ def train_speech_classifier(
     model = SpeechDigitClassifier(cfg)
     run_dir = folder.with_name(folder.name + "-run")
     model_config = {"kind": CLASSIFIER_KIND, "classifier": cfg.to_dict()}
-    trainer = Trainer(
-        model,
-        _loss,
-        train,
-        TrainerConfig(
-            out_dir=str(run_dir),
-            batch_size=min(batch_size, len(train)),
-            max_steps=steps,
-            lr=3e-3,
-            weight_decay=1e-4,
-            warmup_steps=max(1, steps // 20),
-            ema_decay=0.99,
-            mixed_precision="no",
-            seed=seed,
-            log_every=50,
-            checkpoint_every=10 * steps,
-            progress=progress,
-        ),
-        model_config=model_config,
-    )
-    result = trainer.fit()
-    if result.stopped != "max_steps":
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise KeyboardInterrupt(
-            f"speech classifier training {result.stopped} at step {result.step} of {steps}; "
-            "nothing was cached"
-        )
+    trainer = fit_classifier(
+        model, _loss, train, run_dir, model_config, steps, batch_size, seed,
+        progress=progress, ema_decay=0.99, mixed_precision="no", what="speech classifier",
+    )  # fmt: skip
     model = trainer.ema_model.eval()
     probs, _ = classify(model, test.waveforms, test.sample_rate)
     train_probs, _ = classify(model, train.waveforms, train.sample_rate)
@@ -303,7 +280,7 @@ def train_speech_classifier(
         "train_speakers": sorted(set(train.speakers)),
         "train_accuracy": float((train_probs.argmax(1) == train.labels).float().mean()),
         "train_marginal": train_probs.mean(0).tolist(),
-        "train_steps": result.step,
+        "train_steps": trainer.step,
         "seed": seed,
         "complete": True,
     }

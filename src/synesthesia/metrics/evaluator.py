@@ -147,6 +147,54 @@ def load_evaluator(folder: str | Path) -> tuple[HierarchicalSensoryNet, dict]:
     return model, config
 
 
+def fit_classifier(
+    model: torch.nn.Module,
+    loss_fn,
+    train,
+    run_dir: Path,
+    model_config: dict,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    progress: bool = True,
+    ema_decay: float = 0.995,
+    mixed_precision: str = "auto",
+    what: str = "classifier",
+):
+    """A scoring network's fixed-step fit with the one trainer (AdamW 3e-3, weight decay
+    1e-4, 5 % warm-up, EMA); returns the trainer. A fit cut short (Ctrl-C, SIGTERM) is never
+    left to be cached as complete: its run folder is removed and KeyboardInterrupt raised."""
+    from synesthesia.training import Trainer, TrainerConfig
+
+    trainer = Trainer(
+        model,
+        loss_fn,
+        train,
+        TrainerConfig(
+            out_dir=str(run_dir),
+            batch_size=min(batch_size, len(train)),
+            max_steps=steps,
+            lr=3e-3,
+            weight_decay=1e-4,
+            warmup_steps=max(1, steps // 20),
+            ema_decay=ema_decay,
+            mixed_precision=mixed_precision,
+            seed=seed,
+            log_every=50,
+            checkpoint_every=10 * steps,
+            progress=progress,
+        ),
+        model_config=model_config,
+    )
+    result = trainer.fit()
+    if result.stopped != "max_steps":
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise KeyboardInterrupt(
+            f"{what} training {result.stopped} at step {result.step} of {steps}; nothing was cached"
+        )
+    return trainer
+
+
 def train_evaluator(
     train: ImageSet,
     val: ImageSet,
@@ -162,7 +210,6 @@ def train_evaluator(
     reaches :data:`TRUSTED_ACCURACY`.
     """
     from synesthesia.io import save_pretrained
-    from synesthesia.training import Trainer, TrainerConfig
 
     folder = Path(folder)
     _, c, h, w = train.images.shape
@@ -172,33 +219,10 @@ def train_evaluator(
     model = HierarchicalSensoryNet(cfg)
     run_dir = folder.with_name(folder.name + "-run")
     model_config = {"kind": EVALUATOR_KIND, "classifier": cfg.to_dict(), "data": train.name}
-    trainer = Trainer(
-        model,
-        evaluator_loss,
-        train,
-        TrainerConfig(
-            out_dir=str(run_dir),
-            batch_size=batch_size,
-            max_steps=steps,
-            lr=3e-3,
-            weight_decay=1e-4,
-            warmup_steps=max(1, steps // 20),
-            ema_decay=0.995,
-            seed=seed,
-            log_every=50,
-            checkpoint_every=10 * steps,
-            progress=progress,
-        ),
-        model_config=model_config,
-    )
-    result = trainer.fit()
-    if result.stopped != "max_steps":
-        # A partial evaluator must never be cached as complete: keep nothing, stop the command.
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise KeyboardInterrupt(
-            f"evaluator training {result.stopped} at step {result.step} of {steps}; "
-            "nothing was cached"
-        )
+    trainer = fit_classifier(
+        model, evaluator_loss, train, run_dir, model_config, steps, batch_size, seed,
+        progress=progress, ema_decay=0.995, what="evaluator",
+    )  # fmt: skip
     model = trainer.ema_model.eval()
     acc = evaluator_accuracy(model, val)
     config = {
@@ -206,7 +230,7 @@ def train_evaluator(
         "val_accuracy": acc,
         "val_size": len(val),
         "trusted": acc >= TRUSTED_ACCURACY,
-        "train_steps": result.step,
+        "train_steps": trainer.step,
         "complete": True,  # written only after the whole schedule ran
         "seed": seed,
     }
