@@ -8,23 +8,12 @@ import torch
 from synesthesia.training import distributed
 
 
-def test_one_process_agrees_with_itself(monkeypatch):
-    for name in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
-        monkeypatch.delenv(name, raising=False)
+def test_one_process_agrees_with_itself():
     assert distributed.rank_and_size() == (0, 1)
     assert distributed.is_main_process()
-    assert not distributed.launched()
     assert distributed.agree({"plan": [3, 4]}) == {"plan": [3, 4]}
     assert distributed.reduce_max(2) == 2.0
     distributed.barrier()  # nothing to wait for
-
-
-def test_launched_reads_the_launchers_environment(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    assert distributed.launched()
-    monkeypatch.setenv("WORLD_SIZE", "1")
-    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert not distributed.launched()
 
 
 def test_peer_failures_are_told_from_other_errors():

@@ -13,15 +13,11 @@ helpers make the ranks take one decision: :func:`agree` (rank 0's value for ever
 
 from __future__ import annotations
 
-import os
 from typing import Any, TypeVar
 
 import torch
 
 T = TypeVar("T")
-
-#: Environment variables by which torchrun / accelerate launch say this is one of several ranks.
-_LAUNCH_VARS = ("WORLD_SIZE", "LOCAL_WORLD_SIZE")
 
 
 class PeerFailedError(RuntimeError):
@@ -30,11 +26,6 @@ class PeerFailedError(RuntimeError):
     Not an input error: the failing process prints its own traceback; this one says which
     process failed, at which step, and that the last checkpoint is intact.
     """
-
-
-def launched() -> bool:
-    """True when this process was started as one of several by torchrun / accelerate launch."""
-    return any(int(os.environ.get(name, "1") or 1) > 1 for name in _LAUNCH_VARS)
 
 
 def process_state():
