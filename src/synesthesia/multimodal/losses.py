@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synesthesia.training.distributed import rank_and_size
+
 
 def _check(logits: torch.Tensor, positive_mask: torch.Tensor | None) -> torch.Tensor:
     if logits.ndim != 2:
@@ -91,20 +93,13 @@ class LogitScale(nn.Module):
         return logits if self.bias is None else logits + self.bias
 
 
-def _world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 class _GatherWithGrad(torch.autograd.Function):
     """All ranks' equal-size rows in rank order; backward: the sum over ranks of the gradient
     of this rank's rows (every rank's loss reads every row)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        rank, size = _world()
+        rank, size = rank_and_size()
         parts = [torch.empty_like(x) for _ in range(size)]
         torch.distributed.all_gather(parts, x.contiguous())
         ctx.rows = (rank * x.shape[0], (rank + 1) * x.shape[0])
@@ -129,7 +124,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     gradients would leave other ranks' rows as constants: a different, wrong gradient.
     Every rank must hold the same number of rows (the trainer's equal shards do).
     """
-    _, size = _world()
+    _, size = rank_and_size()
     if size == 1:
         return x
     return _GatherWithGrad.apply(x)
@@ -138,7 +133,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 def gather_labels(labels: torch.Tensor) -> torch.Tensor:
     """Every process's ``labels`` concatenated in rank order (no gradients), to build the
     positive mask of the gathered batch; ``labels`` itself in one process."""
-    _, size = _world()
+    _, size = rank_and_size()
     if size == 1:
         return labels
     parts = [torch.empty_like(labels) for _ in range(size)]
@@ -150,7 +145,7 @@ def gather_items(items):
     """Every process's batch ``items`` (a tensor, or a list such as caption strings)
     concatenated in rank order, without gradients: what a positive mask over the gathered
     batch is built from; ``items`` itself in one process."""
-    _, size = _world()
+    _, size = rank_and_size()
     if size == 1:
         return items
     if isinstance(items, torch.Tensor):
