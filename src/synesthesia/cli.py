@@ -89,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synesthesia: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "torch" in sys.modules:  # a command that ran under torchrun leaves its group
+            from synesthesia.training.distributed import leave_process_group
+
+            leave_process_group()
     return int(result or 0)
 
 

@@ -21,7 +21,12 @@ from safetensors.torch import save_file
 
 from synesthesia.nets.unet import UNet, UNetConfig
 from synesthesia.training import Trainer, TrainerConfig
-from synesthesia.training.distributed import PeerFailedError, process_state, rank_and_size
+from synesthesia.training.distributed import (
+    PeerFailedError,
+    leave_process_group,
+    process_state,
+    rank_and_size,
+)
 
 BATCH = 8
 STEPS = 6
@@ -119,7 +124,10 @@ if __name__ == "__main__":
     accumulation = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     out.mkdir(parents=True, exist_ok=True)
     process_state()  # joins the process group (gloo) under torchrun
-    if mode == "contrastive":
-        contrastive(out)
-    else:
-        train(mode, out, accumulation)
+    try:
+        if mode == "contrastive":
+            contrastive(out)
+        else:
+            train(mode, out, accumulation)
+    finally:
+        leave_process_group()

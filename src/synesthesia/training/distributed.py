@@ -35,6 +35,18 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def leave_process_group() -> None:
+    """Leave the process group at the end of a multi-process command (nothing to do alone).
+
+    Exiting with a gloo group still open lets its threads be torn down by the interpreter's
+    exit, which aborts now and then ("terminate called without an active exception", exit
+    -6): each rank destroys its group before it exits.
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def rank_and_size() -> tuple[int, int]:
     """``(rank, number of processes)``; ``(0, 1)`` outside a process group."""
     dist = torch.distributed
