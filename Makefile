@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/synesthesia: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,app]'
 	touch $@
 
 demo: $(BIN)/synesthesia

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "clip",
     "brain",
     "probe",
+    "app",
 )
 
 
