@@ -21,10 +21,14 @@ contention):
   guidance 2: two network calls a step) at 1 and 2 threads, mel (network + Griffin-Lim
   apart) and waveform, interleaved, medians of ``--repeats``; weights do not change the time,
   so untrained networks of the default presets are timed.
+- ``rescore``: the ``target`` stage's saved checkpoint (``--run-dir``/target/checkpoint,
+  with its training record from ``--out-dir``/target.json) scored again by the current
+  :func:`~synesthesia.metrics.audio.score_generator`, into rescore.json (no training).
 
     python benchmarks/bench_audio.py --stage target --minutes 20
     python benchmarks/bench_audio.py --stage domain --minutes 6
     python benchmarks/bench_audio.py --stage rtf
+    python benchmarks/bench_audio.py --stage rescore  # target's checkpoint, scored again
     OMP_NUM_THREADS=1 python benchmarks/bench_audio.py --stage target --minutes 2 \\
         --n-per-digit 10 --out-dir /tmp/audio --run-dir /tmp/audio-runs  # smoke
 """
@@ -65,7 +69,7 @@ from synesthesia.training.timing import measure_train_step
 
 ROOT = Path(__file__).resolve().parent
 FSDD = ROOT.parents[1] / "shared" / "datasets" / "fsdd"
-STAGES = ("target", "domain", "rtf")
+STAGES = ("target", "domain", "rtf", "rescore")
 TARGETS = {"accuracy": 0.90, "inception_score": 7.0, "fd_ratio": 2.0}
 #: Contestants of the domain stage: (name, domain, with FSDD speakers, (prediction, min-SNR
 #: gamma) or None for --prediction / --min-snr-gamma). "mel-v+fsdd": the text-to-image
@@ -97,15 +101,16 @@ def _options(
 
 def _scores(args, pipe: TextToAudioPipeline, guidance: float) -> dict:
     classifier, info = get_speech_classifier(args.fsdd, progress=False)
-    val = fsdd_digits(args.fsdd)["val"]
+    splits = fsdd_digits(args.fsdd)
 
     def generate(prompts, gen):
         return pipe(prompts, guidance_scale=guidance, num_inference_steps=args.steps, generator=gen)
 
     with CpuWallClock() as clock:
         s = score_generator(
-            generate, classifier, info, val, pipe.sample_rate, args.n_per_digit, args.seed
-        )
+            generate, classifier, info, splits["val"], pipe.sample_rate, args.n_per_digit,
+            args.seed, reference=splits["train"],
+        )  # fmt: skip
     s["guidance"] = guidance
     s["score_cpu_per_wall"] = clock.ratio
     s["meets"] = {
@@ -343,6 +348,30 @@ def stage_rtf(args) -> dict:
     return _finish(out, clock, pipes["mel"].precision)
 
 
+def stage_rescore(args) -> dict:
+    clock = Clock()
+    folder = Path(args.run_dir) / "target" / "checkpoint"
+    record = Path(args.out_dir) / "target.json"
+    if not folder.is_dir() or not record.is_file():
+        raise SystemExit(f"rescore needs {folder} and {record}: run --stage target first")
+    import json
+
+    target = json.loads(record.read_text())
+    pipe = TextToAudioPipeline.from_pretrained(folder, precision=args.precision)
+    out = {
+        "stage": "rescore",
+        "of": {"json": str(record), "date": target.get("date"), "command": target.get("command")},
+        "minutes": target.get("minutes"),
+        "train": target.get("train"),
+        "train_machine": target.get("machine"),
+        "parameters": sum(p.numel() for p in pipe.network.parameters()),
+        "checkpoint": str(folder),
+        "targets": TARGETS,
+        "scores": [_scores(args, pipe, g) for g in args.guidance],
+    }
+    return _finish(out, clock, pipe.precision)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stage", choices=STAGES, required=True)
@@ -367,7 +396,9 @@ def main(argv: list[str] | None = None) -> None:
         args.minutes = {"target": 20.0, "domain": 6.0}.get(args.stage, 0.0)
     if args.stage != "rtf" and not Path(args.fsdd).is_dir():
         p.error(f"--fsdd {args.fsdd}: no such folder (the FSDD recordings are needed to score)")
-    stage = {"target": stage_target, "domain": stage_domain, "rtf": stage_rtf}[args.stage]
+    stages = {"target": stage_target, "domain": stage_domain, "rtf": stage_rtf,
+              "rescore": stage_rescore}  # fmt: skip
+    stage = stages[args.stage]
     result = stage(args)
     result["argv"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     _save(Path(args.out_dir), args.stage, result)

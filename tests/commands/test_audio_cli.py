@@ -61,7 +61,9 @@ def test_eval_scores_generated_and_real_clips(run, tmp_path, monkeypatch):
             "--json", str(tmp_path / "scores.json"), "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     scores = json.loads((tmp_path / "scores.json").read_text())
-    assert scores["generated"]["num_clips"] == 20 and scores["real"]["num_clips"] == 10
+    # as many real held-out clips per digit as generated ones; distances to the training clips
+    assert scores["generated"]["num_clips"] == scores["real"]["num_clips"] == 20
+    assert scores["reference_clips"] == len(splits["train"])
     assert scores["classifier"]["test_speakers"] == ["nicolas"]
     for side in ("generated", "real"):
         assert 1.0 <= scores[side]["inception_score"] <= 10.0

@@ -19,9 +19,11 @@ from synesthesia.metrics.audio import (
     load_speech_classifier,
     modified_inception_score,
     score_clips,
+    score_generator,
     split_reference,
     train_speech_classifier,
 )
+from synesthesia.metrics.fid import feature_frechet_distance
 
 
 def _kl(p, q):
@@ -88,3 +90,47 @@ def test_the_classifier_needs_the_fsdd_folder(tmp_path):
         get_speech_classifier(None)
     with pytest.raises(MissingInputError, match="nope"):
         get_speech_classifier(tmp_path / "nope")
+
+
+def test_a_generator_that_returns_real_held_out_clips_scores_as_the_ceiling(tmp_path):
+    """SC09 protocol (SaShiMi's evaluation): both Frechet distances are to the real training
+    clips; a "generator" handing back the ceiling's own held-out clips scores exactly as they
+    do (fd_ratio 1), and its distance is the one computed by hand against the training set."""
+    splits = fsdd_digits(fake_fsdd(tmp_path / "f", per_digit=6))
+    train, val = splits["train"], splits["val"]
+    model, config = train_speech_classifier(
+        train, val, tmp_path / "clf", steps=3, batch_size=16, progress=False
+    )
+    per_digit = 4
+
+    def generate(prompts, generator):
+        from synesthesia.data.captions import NUMBER_WORDS
+
+        taken = {d: 0 for d in range(10)}
+        clips = []
+        for word in prompts:
+            d = NUMBER_WORDS.index(word)
+            clips.append(val.waveforms[torch.nonzero(val.labels == d).flatten()[taken[d]]])
+            taken[d] += 1
+        return torch.stack(clips).numpy()
+
+    s = score_generator(generate, model, config, val, 8000, per_digit, reference=train)
+    gen, real = s["generated"], s["real"]
+    assert real["num_clips"] == gen["num_clips"] == 10 * per_digit
+    for key in ("accuracy", "inception_score", "am_score", "frechet_distance"):
+        assert gen[key] == pytest.approx(real[key], rel=1e-6, abs=1e-9), key
+    assert s["fd_ratio"] == pytest.approx(1.0, rel=1e-6)
+    clips = torch.as_tensor(generate(_words(per_digit), None))
+    by_hand = feature_frechet_distance(
+        classify(model, clips, 8000)[1], classify(model, train.waveforms, 8000)[1]
+    )
+    assert gen["frechet_distance"] == pytest.approx(by_hand, rel=1e-9)
+    assert s["reference_clips"] == len(train)
+    with pytest.raises(InputError, match="held-out clips are 8000 Hz"):
+        score_generator(generate, model, config, val, 16000, per_digit, reference=train)
+
+
+def _words(per_digit: int) -> list[str]:
+    from synesthesia.data.captions import NUMBER_WORDS
+
+    return [NUMBER_WORDS[d] for d in range(10) for _ in range(per_digit)]

@@ -252,7 +252,8 @@ def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
             f"FSDD folder {fsdd} (from {checkpoint}/config.json) not found: pass --fsdd FOLDER"
         )
     classifier, info = get_speech_classifier(fsdd, progress=not args.no_progress)
-    val = fsdd_digits(fsdd)["val"]
+    splits = fsdd_digits(fsdd)
+    val = splits["val"]
 
     def generate(prompts, gen):
         return pipe(
@@ -264,8 +265,9 @@ def cmd_eval(args: argparse.Namespace, checkpoint: Path) -> int:
         )
 
     scores = score_generator(
-        generate, classifier, info, val, pipe.sample_rate, args.n_per_digit, args.seed
-    )
+        generate, classifier, info, val, pipe.sample_rate, args.n_per_digit, args.seed,
+        reference=splits["train"],
+    )  # fmt: skip
     guidance = pipe.guidance_scale if args.guidance is None else args.guidance
     scores.update(
         checkpoint=str(checkpoint),

@@ -13,8 +13,9 @@ for digit k (here), and from its class probabilities p(y|x):
   class marginal of the classifier on its training clips; 0 is best;
 - a Frechet distance (Heusel et al. 2017) in the classifier's penultimate features.
 
-Each is reported beside the same number for real held-out clips (the ceiling). The classifier
-(:class:`SpeechDigitClassifier`: the speech tower :class:`~synesthesia.nets.encoders
+Each is reported beside the same number for real held-out clips (the ceiling); the Frechet
+distances are measured against the real training clips, as SaShiMi's SC09 evaluation does.
+The classifier (:class:`SpeechDigitClassifier`: the speech tower :class:`~synesthesia.nets.encoders
 .AudioEncoder` of the joint model, a feature layer and a decision layer) is trained on the
 FSDD training speakers and tested on the held-out speakers
 (:data:`synesthesia.data.digit_world.FSDD_VAL_SPEAKERS`), with the project's one trainer,
@@ -342,10 +343,19 @@ __all__ = [
     "inception_score",
     "load_speech_classifier",
     "modified_inception_score",
+    "balanced_subset",
     "score_clips",
     "split_reference",
     "train_speech_classifier",
 ]
+
+
+def balanced_subset(clips: SpokenDigits, per_digit: int) -> SpokenDigits:
+    """The first ``per_digit`` clips of each digit (all of a digit's clips if it has fewer)."""
+    keep: list[int] = []
+    for digit in range(10):
+        keep += torch.nonzero(clips.labels == digit).flatten().tolist()[:per_digit]
+    return clips.subset(sorted(keep))
 
 
 def score_generator(
@@ -356,13 +366,20 @@ def score_generator(
     sample_rate: int,
     n_per_digit: int = 25,
     seed: int = 0,
+    *,
+    reference: SpokenDigits,
 ) -> dict:
     """Score a prompted generator by the SC09 protocol, beside real held-out clips.
 
     Asks for ``n_per_digit`` clips of each digit by its number word ("seven"), one
-    ``torch.Generator`` seeded with ``seed``. The held-out real clips ``val`` are split in two
-    halves (:func:`split_reference`): half A is scored like the generated clips (the ceiling),
-    half B is the reference of both Frechet distances.
+    ``torch.Generator`` seeded with ``seed``. As in SaShiMi's SC09 evaluation (Goel et al.
+    2022; DiffWave's protocol), both Frechet distances are measured against the classifier
+    features of the real *training* clips ``reference`` (the speech the classifier learnt
+    from), and the ceiling ("real") is the same numbers for ``n_per_digit`` real held-out
+    clips of each digit from ``val`` (SaShiMi's "Test" row: held-out speakers against the
+    training speakers). ``held_out`` adds the distance of the generated clips to the other
+    held-out clips and that of two disjoint halves of ``val`` (:func:`split_reference`), a
+    stricter floor of the same speakers against themselves.
     """
     import time
 
@@ -370,11 +387,13 @@ def score_generator(
 
     if n_per_digit < 1:
         raise InputError(f"n_per_digit must be >= 1, got {n_per_digit}")
-    if sample_rate != val.sample_rate:
-        raise InputError(
-            f"the generator makes {sample_rate} Hz clips, the real clips are {val.sample_rate} Hz"
-        )
-    real, reference = split_reference(val)
+    for name, clips in (("real held-out", val), ("reference", reference)):
+        if sample_rate != clips.sample_rate:
+            raise InputError(
+                f"the generator makes {sample_rate} Hz clips, the {name} clips are "
+                f"{clips.sample_rate} Hz"
+            )
+    real = balanced_subset(val, n_per_digit)
     marginal = np.asarray(classifier_config["train_marginal"])
     labels = torch.arange(10).repeat_interleave(n_per_digit)
     start = time.perf_counter()
@@ -385,12 +404,22 @@ def score_generator(
     ceiling = score_clips(
         model, real.waveforms, real.labels, sample_rate, reference.waveforms, marginal
     )
+    half_a, half_b = split_reference(val)
+    _, gen_feats = classify(model, clips, sample_rate)
+    _, a_feats = classify(model, half_a.waveforms, sample_rate)
+    _, b_feats = classify(model, half_b.waveforms, sample_rate)
     return {
         "generated": generated,
         "real": ceiling,
         "fd_ratio": generated["frechet_distance"] / max(ceiling["frechet_distance"], 1e-12),
         "generate_s": seconds,
+        "reference": "real training clips (SC09 protocol)",
         "reference_clips": len(reference),
+        "held_out": {
+            "generated_fd_to_half_b": feature_frechet_distance(gen_feats, b_feats),
+            "half_a_fd_to_half_b": feature_frechet_distance(a_feats, b_feats),
+            "half_clips": len(half_b),
+        },
         "classifier": {
             k: classifier_config.get(k)
             for k in ("test_accuracy", "test_speakers", "train_speakers", "test_clips")
