@@ -9,7 +9,9 @@
 3. Trains a tiny caption-conditioned video model for ``--minutes`` (default 0.5: the videos are
    rough; ``--checkpoint`` takes one written by ``synesthesia train video --minutes 20``),
    writes ``--out``/samples.gif and the frame strip ``--out``/samples.png, and measures the
-   motion of the centre of ink against the prompt (no digit evaluator needed).
+   motion of the centre of ink against the prompt (no digit evaluator needed). With
+   ``--init-from`` a ``synesthesia train text2image`` pixel checkpoint starts it: the
+   image model on every frame, temporal layers learnt on top.
 
     python examples/video_diffusion.py
     python examples/video_diffusion.py --checkpoint runs/video/checkpoint
@@ -95,6 +97,7 @@ def load_or_train(args, train) -> TextToVideoPipeline:
         batch_size=8,
         warmup_steps=5,
         progress=False,
+        init_from=args.init_from,
     )
     pipe, result, _ = train_text_to_video(train, options)
     print(f"trained {result.step} steps in {result.wall_s:.0f} s (consistency weight 0.5)")
@@ -105,6 +108,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="a text2video checkpoint folder")
     parser.add_argument("--minutes", type=float, default=0.5, help="training budget otherwise")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="start the trained model from this text2image (pixel) checkpoint (its U-Net layout)",
+    )
     parser.add_argument("--out", default="runs/example-video")
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), 2))

@@ -14,6 +14,9 @@ from synesthesia.cli import main
 TRAIN = ["train", "video", "--preset", "tiny", "--frames", "3", "--batch-size", "2",
          "--no-progress"]  # fmt: skip
 RESUME = ["train", "video", "--resume", "--out", "{tmp}/run", "--no-progress"]
+#: a new run started from the copied run's checkpoint (no --preset: the layout is its)
+INIT = ["train", "video", "--frames", "3", "--batch-size", "2", "--max-steps", "1",
+        "--no-progress", "--out", "{tmp}/r", "--init-from"]  # fmt: skip
 CKPT = "{tmp}/run/checkpoint"
 GEN = ["generate", CKPT, "a 3 moving left", "--steps", "1", "--no-progress"]
 OUT = ["--out", "{tmp}/x.gif"]
@@ -69,6 +72,36 @@ CASES = [
     Case("resume-fewer-steps", [*RESUME, "--max-steps", "1"], "already at step 2"),
     Case("resume-image-run", RESUME, "not a text-to-video run",
          prepare=edit_json(lambda c: {**c, "kind": "text2image"})),
+    # resuming keeps the recipe: a different value is refused, naming both (issue 10)
+    Case("resume-other-consistency-weight", [*RESUME, "--consistency-weight", "0"],
+         "--consistency-weight: the run in"),
+    Case("resume-other-canvas", [*RESUME, "--canvas", "34"], "used 32, this call gives 34"),
+    Case("resume-other-frames", [*RESUME, "--frames", "4"],
+         "--frames: the run in"),
+    Case("resume-other-image-fraction", [*RESUME, "--image-fraction", "0.5"],
+         "--image-fraction: the run in"),
+    Case("resume-with-init-from", [*RESUME, "--init-from", CKPT],
+         "--init-from: a resumed run continues from its own checkpoint"),
+    # --init-from: what cannot start a pixel video model
+    Case("init-from-with-preset", [*INIT, CKPT, "--preset", "tiny"],
+         "--preset: with --init-from"),
+    Case("init-from-nothing", [*INIT, "{tmp}/nothing"], "--init-from: "),
+    Case("init-from-a-file", [*INIT, "{tmp}/f.txt"], "is a file, expected a checkpoint folder",
+         prepare=make_file("f.txt")),
+    Case("init-from-class-image-kind", [*INIT, CKPT], "a 'image' checkpoint",
+         prepare=edit_json(lambda c: {**c, "kind": "image"})),
+    Case("init-from-latent-text2image", [*INIT, CKPT], "latent text-to-image model",
+         prepare=edit_json(lambda c: {**c, "kind": "text2image", "autoencoder": {"x": 1}})),
+    Case("init-from-conv3d-checkpoint", [*INIT, CKPT], "a conv3d video model has no per-frame",
+         prepare=_unet(lambda u: {**u, "layout": "conv3d"})),
+    Case("init-from-into-conv3d", [*INIT, CKPT, "--layout", "conv3d"],
+         "--init-from: the conv3d layout"),
+    Case("init-from-frozen-text", [*INIT, CKPT], "frozen CLIP tower",
+         prepare=edit_json(lambda c: {**c, "freeze_text": True})),
+    Case("init-from-truncated-weights", [*INIT, CKPT], "model.safetensors",
+         prepare=damaged("checkpoint/model.safetensors", 100)),
+    Case("init-from-truncated-config", [*INIT, CKPT], "--init-from: ",
+         prepare=damaged("checkpoint/config.json", 30)),
     # generate: values and outputs
     Case("generate-no-prompt", ["generate", CKPT, "--out", "{tmp}/x.gif"], "prompt"),
     Case("generate-n-zero", [*GEN, "--n", "0", *OUT], "--n"),

@@ -110,3 +110,35 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path, capsys, monkeyp
     assert main(["train", "video", "--out", str(out), "--resume", "--no-progress"]) == 0
     state = json.loads((out / "checkpoint" / "train" / "trainer_state.json").read_text())
     assert state["step"] == 4
+
+
+def test_train_init_from_starts_from_a_checkpoints_u_net_and_text_encoder(run_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "from"
+    argv = [
+        "train",
+        "video",
+        "--init-from",
+        str(run_dir / "checkpoint"),
+        "--frames",
+        "3",
+        "--batch-size",
+        "2",
+        "--max-steps",
+        "1",
+        "--precision",
+        "fp32",
+        "--no-progress",
+    ]
+    assert main([*argv, "--out", str(out)]) == 0
+    config = json.loads((out / "checkpoint" / "config.json").read_text())
+    source = json.loads((run_dir / "checkpoint" / "config.json").read_text())
+    assert config["init_from"] == str(run_dir / "checkpoint") and config["preset"] is None
+    assert config["video_unet"]["spatial"] == source["video_unet"]["spatial"]
+    assert config["vocabulary"] == source["vocabulary"]
+    # one training step moved the loaded weights only a little from the source's
+    a = load_file(str(out / "checkpoint" / "model.safetensors"))
+    b = load_file(str(run_dir / "checkpoint" / "model.safetensors"))
+    key = "unet.unet.conv_in.weight"
+    assert (a[key] - b[key]).abs().max() < 0.1 * b[key].abs().max()

@@ -1,21 +1,28 @@
 """Text-to-video: output types and shapes, save/load round trip, batching, the GIF's frames,
-the frame strip, the consistency loss against a hand computation, a tiny run and its resume."""
+the frame strip, the consistency loss against a hand computation, a tiny run and its resume
+(a changed recipe refused), and a start from an image model (equal to it on every frame)."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from synesthesia.data.captions import VOCABULARY
 from synesthesia.data.images import ImageSet
 from synesthesia.data.moving_digits import VIDEO_VOCABULARY
 from synesthesia.diffusion import NoiseSchedule
 from synesthesia.errors import InputError
 from synesthesia.nets.encoders import TextEncoder, TextEncoderConfig
+from synesthesia.nets.text_unet import TextConditionedUNet
 from synesthesia.nets.tokenizer import WordTokenizer
-from synesthesia.nets.unet import unet_preset
+from synesthesia.nets.unet import UNet, unet_preset
 from synesthesia.nets.video_unet import TextConditionedVideoUNet, VideoUNet, VideoUNetConfig
+from synesthesia.pipelines.text2image import TextToImagePipeline
 from synesthesia.pipelines.text2video import (
     TextToVideoPipeline,
     save_frame_strip,
@@ -26,6 +33,7 @@ from synesthesia.pipelines.text2video_train import (
     VideoRecipe,
     VideoTrainOptions,
     frame_difference_error,
+    start_model,
     train_text_to_video,
     video_loss_fn,
 )
@@ -178,3 +186,150 @@ def test_a_tiny_run_trains_saves_and_resumes(tmp_path):
     options.seed = 5
     with pytest.raises(InputError, match="--seed: the run"):
         train_text_to_video(_blobs(), options, resume=True)
+
+
+# ---------------------------------------------------------------------- resuming keeps the recipe
+@pytest.mark.parametrize(
+    ("field", "value", "option"),
+    [
+        ("consistency_weight", 0.0, "--consistency-weight"),
+        ("canvas", 32, "--canvas"),
+        ("frames", 4, "--frames"),
+        ("image_fraction", 0.5, "--image-fraction"),
+    ],
+)
+def test_a_resumption_refuses_a_changed_recipe_naming_both_values(tmp_path, field, value, option):
+    """Before issue 10's fix these were silently replaced by the saved values."""
+    recipe = VideoRecipe(canvas=30, frames=3, speeds=(1,), image_fraction=0.3)
+    options = VideoTrainOptions(
+        out_dir=str(tmp_path / "run"),
+        preset="tiny",
+        max_steps=1,
+        batch_size=2,
+        progress=False,
+        recipe=recipe,
+        text_dim=16,
+        text_depth=1,
+    )
+    train_text_to_video(_blobs(), options)
+    was = getattr(recipe, field)
+    options.recipe = VideoRecipe(**{**asdict(recipe), field: value})
+    options.max_steps = 2
+    with pytest.raises(
+        InputError, match=f"{option}: the run in .* used {was!r}, this call gives {value!r}"
+    ):
+        train_text_to_video(_blobs(), options, resume=True)
+
+
+# ---------------------------------------------------------------------- starting from images
+def _image_pipe(tmp_path, seed: int = 0) -> tuple[TextToImagePipeline, Path]:
+    """A small untrained-but-non-trivial text-to-image pixel model, saved."""
+    torch.manual_seed(seed)
+    tok = WordTokenizer(VOCABULARY, max_length=12)
+    text = TextEncoder(
+        TextEncoderConfig(
+            vocab_size=len(tok), dim=16, depth=1, heads=2, max_length=12, pad_id=tok.pad_id
+        )
+    )
+    unet = UNet(unet_preset("tiny", image_size=28, num_classes=None, context_dim=16, pooled_dim=16))
+    with torch.no_grad():
+        for p in unet.parameters():
+            if p.abs().max() == 0:
+                p.normal_(std=0.05)
+    pipe = TextToImagePipeline(
+        TextConditionedUNet(unet, text),
+        tok,
+        NoiseSchedule("cosine", 100),
+        "v",
+        3.0,
+        {"data": "test"},
+        "fp32",
+    )
+    return pipe, pipe.save_pretrained(tmp_path / "image")
+
+
+def _init_options(tmp_path, folder, **kw) -> VideoTrainOptions:
+    recipe = VideoRecipe(canvas=30, frames=3, speeds=(1,))
+    return VideoTrainOptions(
+        out_dir=str(tmp_path / "run"),
+        max_steps=1,
+        batch_size=2,
+        progress=False,
+        recipe=recipe,
+        init_from=str(folder),
+        **kw,
+    )
+
+
+def test_a_video_model_started_from_an_image_model_is_it_on_every_frame(tmp_path):
+    image, folder = _image_pipe(tmp_path)
+    model, tok, cfg, frozen, _ = start_model(_init_options(tmp_path, folder), seed=3)
+    assert not frozen and cfg.spatial.image_size == 30 and cfg.frames == 3
+    # the image model's words keep their ids; the motion words are new, not [UNK]
+    assert tok.tokens[: len(image.tokenizer)] == image.tokenizer.tokens
+    for word in ("moving", "left", "bouncing", "fast"):
+        assert word not in image.tokenizer.index and tok.index[word] >= len(image.tokenizer)
+    ids, mask = tok(["a seven", "the digit 3"])
+    assert torch.equal(ids, image.tokenizer(["a seven", "the digit 3"])[0])
+    g = torch.Generator().manual_seed(0)
+    video = torch.randn(2, 1, 3, 30, 30, generator=g)
+    t = torch.tensor([40.0, 700.0])
+    with torch.no_grad():
+        got = model.eval()(video, t, ids=ids, mask=mask)
+        # the second implementation: the image model, frame by frame, each with its prompt
+        frames = video.transpose(1, 2).reshape(6, 1, 30, 30)
+        want = image.model.eval()(
+            frames,
+            t.repeat_interleave(3),
+            ids=ids.repeat_interleave(3, 0),
+            mask=mask.repeat_interleave(3, 0),
+        )
+    torch.testing.assert_close(got.transpose(1, 2).reshape(6, 1, 30, 30), want, rtol=0, atol=1e-6)
+    assert want.abs().mean() > 0.01  # a non-trivial model, so equality means something
+
+
+def test_a_run_started_from_an_image_model_trains_records_it_and_resumes(tmp_path):
+    _, folder = _image_pipe(tmp_path)
+    options = _init_options(tmp_path, folder)
+    pipe, result, _ = train_text_to_video(_blobs(), options)
+    assert result.step == 1 and pipe.extra["init_from"] == str(folder)
+    assert pipe.extra["preset"] is None and pipe.video_config.spatial.channel_mults == (1, 2)
+    options.max_steps = 2
+    assert train_text_to_video(_blobs(), options, resume=True)[1].step == 2
+    options.init_from = str(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="--init-from: the run in .* started from"):
+        train_text_to_video(_blobs(), options, resume=True)
+
+
+def _edited(folder: Path, edit) -> Path:
+    import json
+
+    path = folder / "config.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: {**c, "kind": "image"}, "a 'image' checkpoint"),
+        (lambda c: {**c, "autoencoder": {"channels": [8]}}, "latent text-to-image model"),
+        (lambda c: {**c, "freeze_text": True}, "frozen CLIP tower"),
+        (lambda c: {**c, "unet": {**c["unet"], "in_channels": 3}}, "do not fit"),
+    ],
+)
+def test_init_from_refuses_a_checkpoint_that_cannot_start_a_pixel_video_model(
+    tmp_path, edit, message
+):
+    _, folder = _image_pipe(tmp_path)
+    options = _init_options(tmp_path, _edited(folder, edit))
+    with pytest.raises(InputError, match=f"^--init-from: .*{message}"):
+        start_model(options, seed=0)
+
+
+def test_init_from_refuses_a_missing_folder_and_the_conv3d_layout(tmp_path):
+    with pytest.raises(InputError, match="^--init-from: .*no such checkpoint folder"):
+        start_model(_init_options(tmp_path, tmp_path / "none"), seed=0)
+    _, folder = _image_pipe(tmp_path)
+    with pytest.raises(InputError, match="^--init-from: the conv3d layout"):
+        start_model(_init_options(tmp_path, folder, layout="conv3d"), seed=0)

@@ -35,8 +35,17 @@ PRESETS = ("tiny", "small")
 #: Canvas sides the command accepts (a digit is 28 pixels; beyond 128 a video cannot fit).
 MAX_CANVAS = 128
 MAX_FRAMES = 64
-#: What ``train video`` keeps on --resume unless told otherwise (videos per batch: 16).
-RUN_DEFAULTS = {"data": "mnist5k", "batch_size": 16, "seed": 0}
+#: What ``train video`` keeps on --resume unless told otherwise (videos per batch: 16); a
+#: value given that differs from the run's is refused, naming both.
+RUN_DEFAULTS = {
+    "data": "mnist5k",
+    "batch_size": 16,
+    "seed": 0,
+    "consistency_weight": 0.5,
+    "canvas": 32,
+    "frames": 8,
+    "image_fraction": 0.0,
+}
 
 
 def _fraction(text: str) -> float:
@@ -64,7 +73,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         what="digits that move",
         batch_size=RUN_DEFAULTS["batch_size"],
     )
-    train.add_argument("--preset", choices=PRESETS, default="small", help="U-Net size")
+    train.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=None,
+        help="U-Net size (default small; with --init-from, the checkpoint's)",
+    )
+    train.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from a trained image model: the spatial U-Net and text encoder of a "
+        "text2image (pixel) or text2video checkpoint, zero-initialised temporal layers on top "
+        "(step 0 is the image model on every frame)",
+    )
     train.add_argument(
         "--layout",
         choices=("factorised", "conv3d", "per-frame"),
@@ -73,22 +96,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "parameter count) or per-frame (no temporal layers)",
     )
     train.add_argument(
-        "--canvas", type=count_up_to(MAX_CANVAS), default=32, help="canvas side (default 32)"
+        "--canvas", type=count_up_to(MAX_CANVAS), default=None, help="canvas side (default 32)"
     )
     train.add_argument(
-        "--frames", type=count_up_to(MAX_FRAMES), default=8, help="frames (default 8)"
+        "--frames", type=count_up_to(MAX_FRAMES), default=None, help="frames (default 8)"
     )
     train.add_argument(
         "--consistency-weight",
         type=nonnegative_float,
-        default=0.5,
-        help="weight of the temporal consistency loss on the clean-video estimate (0: off)",
+        default=None,
+        help="weight of the temporal consistency loss on the clean-video estimate (default "
+        "0.5; 0: off)",
     )
     train.add_argument(
         "--image-fraction",
         type=_fraction,
-        default=0.0,
-        help="share of items that are independent images (joint image-video training)",
+        default=None,
+        help="share of items that are independent images (joint image-video training; default 0)",
     )
     train.add_argument(
         "--guidance", type=guidance_float, default=3.0, help="the guidance a generate uses"
@@ -143,13 +167,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_text_to_video,
     )
 
+    if args.init_from is not None and args.preset is not None:
+        raise CommandError(
+            "--preset: with --init-from the U-Net's layout is the checkpoint's; leave --preset out"
+        )
+    if args.init_from is not None and args.resume:
+        raise CommandError(
+            "--init-from: a resumed run continues from its own checkpoint; leave --init-from out"
+        )
     given = run_settings(args, _read_saved, RUN_DEFAULTS)
     try:
         recipe = VideoRecipe(
-            consistency_weight=args.consistency_weight,
-            image_fraction=args.image_fraction,
-            canvas=args.canvas,
-            frames=args.frames,
+            consistency_weight=given["consistency_weight"],
+            image_fraction=given["image_fraction"],
+            canvas=given["canvas"],
+            frames=given["frames"],
         )
     except InputError as exc:
         option = "--canvas" if "canvas" in str(exc) or "speed" in str(exc) else "--frames"
@@ -158,11 +190,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     layout = "factorised" if args.layout == "per-frame" else args.layout
     options = VideoTrainOptions(
         **run_options(args, given, len(train)),
-        preset=args.preset,
+        preset=args.preset or "small",
         recipe=recipe,
         layout=layout,
         temporal=() if args.layout == "per-frame" else ("attention", "conv"),
         guidance_scale=args.guidance,
+        init_from=None if args.init_from is None else str(args.init_from),
     )
     _, result, plan = train_text_to_video(train, options, resume=args.resume)
     if result.interrupted:

@@ -21,6 +21,15 @@ from a noisy video; what it believes the clean video to be is its estimate
 diffusion loss: the frame-difference error of the clean-video estimate, with the
 Min-SNR weight that the diffusion loss itself puts on the x0 error (Hang et al. 2023, eq. 4),
 so ``consistency_weight`` is relative to the main loss. Independent-image items get none.
+
+Starting from a trained image model (``init_from``; Ho et al. 2022, sec. 3: the factorised
+model with its temporal layers zero-initialised computes the image model on every frame):
+the spatial U-Net and the text encoder of a ``text2image`` (pixel) or ``text2video``
+checkpoint are loaded; the U-Net layout and the text encoder's size are the checkpoint's;
+the vocabulary keeps the checkpoint's word ids and appends the motion words it lacks (their
+embeddings drawn fresh, as a new model's); the temporal layers start at zero, so step 0 is
+the image model frame by frame. A resumed run keeps its recipe: a different
+``consistency_weight``, ``canvas``, ``frames`` or ``image_fraction`` is refused, naming both.
 """
 
 from __future__ import annotations
@@ -40,8 +49,11 @@ from synesthesia.data.moving_digits import (
     MovingDigitsDataset,
 )
 from synesthesia.diffusion import NoiseSchedule, loss_weight, to_x0_eps
-from synesthesia.errors import InputError
-from synesthesia.nets.unet import unet_preset
+from synesthesia.errors import InputError, MissingInputError
+from synesthesia.nets.encoders import TextEncoder, TextEncoderConfig
+from synesthesia.nets.text_unet import TextConditionedUNet
+from synesthesia.nets.tokenizer import WordTokenizer
+from synesthesia.nets.unet import UNet, UNetConfig, unet_preset
 from synesthesia.nets.video_unet import (
     TEMPORAL_KINDS,
     TextConditionedVideoUNet,
@@ -131,6 +143,88 @@ class VideoTrainOptions(BudgetOptions):
     text_depth: int = 2
     guidance_scale: float = 3.0
     unet_overrides: dict = field(default_factory=dict)
+    # a text2image (pixel) or text2video checkpoint folder whose spatial U-Net and text
+    # encoder start the model (temporal layers zero); its U-Net layout and text encoder size
+    # replace preset, text_dim and text_depth
+    init_from: str | None = None
+
+
+#: The checkpoint kinds ``init_from`` takes.
+INIT_KINDS = ("text2image", "text2video")
+
+
+def extend_vocabulary(
+    encoder: TextEncoder, tokenizer: WordTokenizer, words: tuple[str, ...]
+) -> tuple[TextEncoder, WordTokenizer]:
+    """A copy of ``encoder`` and ``tokenizer`` that also know ``words``: every known word
+    keeps its id and embedding; the new words get the next ids and fresh embeddings (drawn
+    as :class:`~synesthesia.nets.encoders.TextEncoder` draws them, from torch's global seed)."""
+    known = list(tokenizer.vocabulary)
+    bigger = WordTokenizer(known + [w for w in words if w not in tokenizer.index],
+                           tokenizer.max_length)  # fmt: skip
+    if bigger.tokens[: len(tokenizer)] != tokenizer.tokens:
+        raise ValueError("the extended vocabulary must keep the tokenizer's ids")
+    text = TextEncoder(TextEncoderConfig(**{**vars(encoder.config), "vocab_size": len(bigger)}))
+    state = encoder.state_dict()
+    weight = text.token.weight.detach().clone()
+    weight[: len(tokenizer)] = state["token.weight"]
+    text.load_state_dict({**state, "token.weight": weight})
+    return text, bigger
+
+
+def load_init_source(folder: str | Path) -> tuple[UNet, TextConditionedUNet, WordTokenizer, str]:
+    """``(image U-Net, its text-conditioned model, tokenizer, kind)`` of the checkpoint an
+    ``init_from`` names (a checkpoint folder, or a run folder holding ``checkpoint/``), or one
+    :class:`~synesthesia.errors.InputError` line starting ``--init-from:`` saying why it
+    cannot start a pixel video model (missing, damaged, another kind, latent, Conv3d, a
+    frozen text tower, not one channel)."""
+    from synesthesia.io import CONFIG_NAME, read_json
+    from synesthesia.pipelines.text2image import TextToImagePipeline
+
+    path = Path(folder)
+    if not (path / CONFIG_NAME).is_file() and (path / "checkpoint" / CONFIG_NAME).is_file():
+        path = path / "checkpoint"
+    try:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path}: is a file, expected a checkpoint folder")
+        if not path.is_dir():
+            raise MissingInputError(f"{path}: no such checkpoint folder")
+        raw = read_json(path / CONFIG_NAME, what="config file")
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        if kind not in INIT_KINDS:
+            raise InputError(
+                f"{path}: a {kind!r} checkpoint; a video model starts from a text2image "
+                "(pixel) or text2video checkpoint"
+            )
+        if kind == "text2image" and raw.get("autoencoder") is not None:
+            raise InputError(
+                f"{path}: a latent text-to-image model (its U-Net denoises autoencoder "
+                "latents) cannot start a pixel video model; give a pixel text2image checkpoint"
+            )
+        layout = (raw.get("video_unet") or {}).get("layout", "factorised")
+        if kind == "text2video" and layout != "factorised":
+            raise InputError(
+                f"{path}: a {layout} video model has no per-frame image U-Net to start from; "
+                "give a factorised one"
+            )
+        if kind == "text2image":
+            pipe = TextToImagePipeline.from_pretrained(path, precision="fp32")
+            unet = pipe.model.unet
+        else:
+            pipe = TextToVideoPipeline.from_pretrained(path, precision="fp32")
+            unet = pipe.model.unet.unet
+        if pipe.model.freeze_text:
+            raise InputError(
+                f"{path}: its text encoder is a frozen CLIP tower, which cannot learn the "
+                "motion words; give a checkpoint with a jointly trained text encoder"
+            )
+        if unet.config.in_channels != 1:
+            raise InputError(
+                f"{path}: its U-Net takes {unet.config.in_channels} channels; moving digits have 1"
+            )
+    except InputError as exc:
+        raise type(exc)(f"--init-from: {exc}") from None
+    return unet, pipe.model, pipe.tokenizer, kind
 
 
 def frame_difference_error(x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
@@ -186,38 +280,101 @@ def _read_run(out_dir: Path) -> tuple[dict, dict]:
     return read_run(out_dir, KIND, "a text-to-video")
 
 
+#: Recipe fields a resumption must keep, by the option that sets them.
+RESUME_KEPT = {
+    "--consistency-weight": "consistency_weight",
+    "--canvas": "canvas",
+    "--frames": "frames",
+    "--image-fraction": "image_fraction",
+}
+
+
 def resumable_settings(out_dir: str | Path) -> dict:
-    """The settings of the run in ``out_dir`` that a resumption keeps: data, batch, seed."""
+    """The settings of the run in ``out_dir`` that a resumption keeps: data, batch, seed and
+    the recipe fields of :data:`RESUME_KEPT` (by their attribute names)."""
     from synesthesia.training import kept_settings
 
-    return kept_settings(out_dir, KIND, "a text-to-video", data="data")
+    kept = kept_settings(out_dir, KIND, "a text-to-video", data="data")
+    recipe = _read_run(out_dir)[1].get("recipe") or {}
+    return {**kept, **{key: recipe.get(key) for key in RESUME_KEPT.values()}}
 
 
-def build_model_config(options: VideoTrainOptions, text_dim: int) -> VideoUNetConfig:
-    """The video U-Net config of ``options`` (preset, layout, temporal layers, world size)."""
-    if options.preset not in VIDEO_PRESETS:
+def check_resumed_recipe(out_dir: Path, saved: dict, options: VideoTrainOptions) -> None:
+    """Refuse a resumption whose recipe (:data:`RESUME_KEPT`) or ``init_from`` differs from
+    the saved run's (``saved``: its config.json), naming the option and both values."""
+    given = {name: getattr(options.recipe, key) for name, key in RESUME_KEPT.items()}
+    check_resume(out_dir, saved.get("recipe") or {}, {}, given)
+    was = saved.get("init_from")
+    if options.init_from is not None and str(options.init_from) != was:
+        raise InputError(
+            f"--init-from: the run in {out_dir} started from {was!r}, this call gives "
+            f"{str(options.init_from)!r}; a resumed run continues from its own checkpoint: "
+            "leave --init-from out"
+        )
+
+
+def build_model_config(
+    options: VideoTrainOptions, text_dim: int, spatial: UNetConfig | None = None
+) -> VideoUNetConfig:
+    """The video U-Net config of ``options`` (preset, layout, temporal layers, world size);
+    ``spatial`` (an image U-Net's config, e.g. of an ``init_from`` checkpoint) replaces the
+    preset's per-frame U-Net, at the canvas size."""
+    recipe = options.recipe
+    if spatial is not None:
+        spatial = UNetConfig.from_dict({**spatial.to_dict(), "image_size": recipe.canvas})
+    elif options.preset not in VIDEO_PRESETS:
         raise InputError(
             f"unknown preset {options.preset!r}; choose one of {sorted(VIDEO_PRESETS)}"
         )
-    recipe = options.recipe
-    spatial = unet_preset(
-        "small",
-        **{
-            **VIDEO_PRESETS[options.preset],
-            "in_channels": 1,
-            "image_size": recipe.canvas,
-            "num_classes": None,
-            "context_dim": text_dim,
-            "pooled_dim": text_dim,
-            **options.unet_overrides,
-        },
-    )
+    else:
+        spatial = unet_preset(
+            "small",
+            **{
+                **VIDEO_PRESETS[options.preset],
+                "in_channels": 1,
+                "image_size": recipe.canvas,
+                "num_classes": None,
+                "context_dim": text_dim,
+                "pooled_dim": text_dim,
+                **options.unet_overrides,
+            },
+        )
     if options.layout == "conv3d":
         if recipe.image_fraction > 0:
             raise InputError("image_fraction needs the factorised layout (Conv3d mixes frames)")
         return conv3d_config(VideoUNetConfig(spatial, recipe.frames))
     levels = None if options.temporal_levels is None else tuple(options.temporal_levels)
     return VideoUNetConfig(spatial, recipe.frames, options.layout, tuple(options.temporal), levels)
+
+
+def start_model(
+    options: VideoTrainOptions, seed: int
+) -> tuple[TextConditionedVideoUNet, WordTokenizer, VideoUNetConfig, bool, str]:
+    """A new run's ``(model, tokenizer, video config, frozen text, text source)``: fresh, or
+    from ``options.init_from`` (its spatial U-Net and text encoder; temporal layers zero)."""
+    if options.init_from is None:
+        torch.manual_seed(seed)  # the whole start (text encoder, then U-Net) follows the seed
+        text, tokenizer, frozen, source = build_text_encoder(options, VIDEO_VOCABULARY)
+        video_cfg = build_model_config(options, text.out_dim)
+        model = TextConditionedVideoUNet(build_video_unet(video_cfg), text, frozen)
+        return model, tokenizer, video_cfg, frozen, source
+    if options.layout != "factorised":
+        raise InputError(
+            f"--init-from: the {options.layout} layout has no per-frame image U-Net to load; "
+            "use the factorised layout"
+        )
+    if options.text_encoder != "joint" or options.unet_overrides:
+        raise InputError(
+            "--init-from: the U-Net layout and the text encoder are the checkpoint's; give no "
+            "text encoder or U-Net overrides"
+        )
+    unet, source_model, source_tok, kind = load_init_source(options.init_from)
+    torch.manual_seed(seed)  # the new parts (motion-word embeddings, temporal layers)
+    text, tokenizer = extend_vocabulary(source_model.text_encoder, source_tok, VIDEO_VOCABULARY)
+    video_cfg = build_model_config(options, text.out_dim, unet.config)
+    video = build_video_unet(video_cfg)
+    video.unet.load_state_dict(unet.state_dict())
+    return TextConditionedVideoUNet(video, text, False), tokenizer, video_cfg, False, "joint"
 
 
 def train_text_to_video(
@@ -235,16 +392,15 @@ def train_text_to_video(
         state, model_config = _read_run(out_dir)
         given = {"--data": train.name, "--batch-size": options.batch_size, "--seed": options.seed}
         check_resume(out_dir, model_config, state["config"], given)
+        check_resumed_recipe(out_dir, model_config, options)
         recipe = VideoRecipe.from_dict(model_config["recipe"])
         seed = int(state["config"]["seed"])
         saved = TextToVideoPipeline.from_pretrained(out_dir / "checkpoint")
         config, model, tokenizer = saved.config, saved.model.train(), saved.tokenizer
     else:
         recipe, seed = options.recipe, options.seed
-        torch.manual_seed(seed)  # the whole start (text encoder, then U-Net) follows the seed
-        text, tokenizer, frozen, source = build_text_encoder(options, VIDEO_VOCABULARY)
-        video_cfg = build_model_config(options, text.out_dim)
-        model = TextConditionedVideoUNet(build_video_unet(video_cfg), text, frozen)
+        model, tokenizer, video_cfg, frozen, source = start_model(options, seed)
+        text = model.text_encoder
         schedule = NoiseSchedule(recipe.schedule, recipe.num_timesteps)
         config = TextToVideoConfig(
             schedule=schedule.to_config(),
@@ -257,9 +413,10 @@ def train_text_to_video(
             extra={
                 "recipe": asdict(recipe),
                 "data": train.name,
-                "preset": options.preset,
+                "preset": None if options.init_from else options.preset,
                 "text_source": source,
                 "world": recipe.world.to_dict(),
+                "init_from": None if options.init_from is None else str(options.init_from),
             },
         )
         model_config = config.to_dict()
@@ -294,12 +451,18 @@ def train_text_to_video(
 
 
 __all__ = [
+    "INIT_KINDS",
+    "RESUME_KEPT",
     "VIDEO_PRESETS",
     "VideoRecipe",
     "VideoTrainOptions",
     "build_model_config",
+    "check_resumed_recipe",
+    "extend_vocabulary",
     "frame_difference_error",
+    "load_init_source",
     "resumable_settings",
+    "start_model",
     "train_text_to_video",
     "video_loss_fn",
 ]
