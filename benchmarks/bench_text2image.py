@@ -18,7 +18,8 @@ record and process CPU time / wall time; on 2 cores a ratio well below 2 means c
 - ``text_encoder``: the joint text encoder (the pixel run) against the frozen text tower of a
   ``synesthesia train clip`` checkpoint (``--text-encoder clip:FOLDER``, or one trained here
   on images and captions for ``--clip-minutes``) at equal wall time; both scored with prompt
-  alignment in that CLIP's joint space.
+  alignment in that CLIP's joint space. With ``--charge-clip`` the CLIP's minutes come out
+  of the frozen arm's budget (equal total time; text_encoder_total.json).
 - ``cross_levels``: cross-attention at 7 x 7 only (the default, the pixel run) against 14 x 14
   and 7 x 7, with and without self-attention at 14 x 14, at equal wall time.
 - ``diffusers``: diffusers' ``UNet2DConditionModel`` of about our U-Net's parameter count
@@ -136,13 +137,17 @@ def _times(clock: CpuWallClock) -> dict[str, float]:
     return {"wall_s": clock.wall_s, "cpu_s": clock.cpu_s, "cpu_per_wall": clock.ratio}
 
 
-def train_run(args, name: str, **overrides) -> tuple[TextToImagePipeline, dict]:
-    """Train a text-to-image model for ``args.minutes`` in ``--run-dir/name`` (a fresh run)."""
+def train_run(
+    args, name: str, minutes: float | None = None, **overrides
+) -> tuple[TextToImagePipeline, dict]:
+    """Train a text-to-image model for ``minutes`` (default ``args.minutes``) in
+    ``--run-dir/name`` (a fresh run)."""
     train, _, _, _ = _world()
     out = _fresh_dir(args, name)
+    minutes = args.minutes if minutes is None else minutes
     options = TextTrainOptions(
         out_dir=str(out),
-        minutes=args.minutes,
+        minutes=minutes,
         seed=args.seed,
         precision=args.precision,
         progress=False,
@@ -152,7 +157,7 @@ def train_run(args, name: str, **overrides) -> tuple[TextToImagePipeline, dict]:
         pipe, res, plan = train_text_to_image(train, options)
     record = {
         "run": str(out),
-        "minutes": args.minutes,
+        "minutes": minutes,
         "steps": res.step,
         "planned_steps": plan.get("max_steps"),
         "stopped": res.stopped,
@@ -574,11 +579,24 @@ def stage_text_encoder(args) -> dict:
     joint, pixel_json = pixel_run(args)
     folder, clip_record = _clip_folder(args)
     clip = JointEmbeddingModel.from_pretrained(folder)
-    frozen, train = train_run(args, "clip_text", text_encoder=folder)
+    if args.charge_clip:  # equal total time: the CLIP's minutes come out of the budget
+        if args.clip_minutes >= args.minutes:
+            raise SystemExit("--charge-clip needs --clip-minutes below --minutes")
+        frozen, train = train_run(
+            args, "clip_text_total", minutes=args.minutes - args.clip_minutes, text_encoder=folder
+        )
+    else:
+        frozen, train = train_run(args, "clip_text", text_encoder=folder)
     guidances = (1.0, 2.0, 3.0)
     result = {
         "settings": _settings(args),
         "clip": {**clip_record, "folder": folder},
+        "charged": (
+            f"equal total time: CLIP {args.clip_minutes:g} + diffusion "
+            f"{args.minutes - args.clip_minutes:g} minutes against joint {args.minutes:g}"
+            if args.charge_clip
+            else "equal diffusion time (the CLIP's own minutes not charged)"
+        ),
         "joint": {
             "source": pixel_json["source"],
             "train": pixel_json["train"],
@@ -817,6 +835,12 @@ def main() -> None:
     parser.add_argument("--text-encoder", default=None, help="text_encoder: clip:FOLDER")
     parser.add_argument("--clip-minutes", type=float, default=5.0, help="text_encoder: else")
     parser.add_argument(
+        "--charge-clip",
+        action="store_true",
+        help="text_encoder: take the CLIP's --clip-minutes out of the frozen arm's budget "
+        "(writes text_encoder_total.json)",
+    )
+    parser.add_argument(
         "--cfg-guidance", type=float, nargs="+", default=[0, 0.5, 1, 1.5, 2, 3, 4, 5, 6]
     )
     parser.add_argument(
@@ -847,7 +871,8 @@ def main() -> None:
     }
     for stage in STAGES if args.stage == "all" else (args.stage,):
         result = run[stage](args)
-        _save(Path(args.out_dir), stage, result, show=False)
+        name = "text_encoder_total" if stage == "text_encoder" and args.charge_clip else stage
+        _save(Path(args.out_dir), name, result, show=False)
         shown = {k: result[k] for k in ("targets", "clock") if k in result}
         print(f"{stage}: {json.dumps(shown, indent=1)}", flush=True)
 
