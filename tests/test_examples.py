@@ -28,6 +28,19 @@ def _argv(name: str, tmp: Path) -> list[str]:
         "probes_ventriloquist.py": [str(tmp)],
         "text_to_image_conditioning.py": ["--minutes", "0.05", "--out", out],
         "video_diffusion.py": ["--minutes", "0.05", "--out", out],
+        # one script per chapter section (examples/README.md)
+        "s13_1_1_cross_modal.py": ["--steps", "80", "--out", out],
+        "s13_1_2_clip.py": ["--steps", "80", "--out", out],
+        "s13_1_3_joint_space.py": ["--steps", "80", "--n-speech", "150", "--out", out],
+        "s13_1_4_alignment_grounding.py": ["--steps", "80", "--out", out],
+        "s13_2_1_forward_reverse.py": ["--n", "10000"],
+        "s13_2_2_score_matching.py": [],
+        "s13_2_3_sampling.py": [],
+        "s13_2_4_unet.py": [],
+        "s13_3_1_leading_models.py": [],
+        "s13_5_1_multisensory_areas.py": [],
+        "s13_5_2_binding.py": [],
+        "s13_5_3_hierarchical.py": ["--out", out],
     }[name]
 
 
