@@ -1,15 +1,18 @@
 """Text-to-video on moving digits (issue 10): the target run, the ablation, the Conv3d layout.
 
-Stages (one with --stage, or all; each writes --out-dir/<stage>.json with the machine record
-and process CPU time / wall time; on 2 cores a ratio well below the thread count means the
-run was contended and is rerun):
+Stages (one with --stage, or the first four; each writes --out-dir/<stage>.json with the
+machine record and process CPU time / wall time; on 2 cores a ratio well below the thread
+count means the run was contended and is rerun):
 
-- ``target``: ``train_text_to_video`` (factorised space-time U-Net, default recipe) for
-  ``--minutes`` (issue target: 20), then scored on every canonical prompt (10 digits x 4
-  directions x 2 speeds, ``--n-per-prompt`` videos each): per-frame digit accuracy >= 95 %,
-  identity consistency >= 95 %, motion agreement >= 90 %; speed agreement, smoothness and
-  the Frechet distances of frames and frame differences with their real-vs-real floor. A GIF
-  and a frame strip of prompted samples go to ``--img-dir``.
+- ``target``: within ``--minutes`` in all (issue target: 20), first the per-frame image model
+  (a ``text2image`` pixel model of the same U-Net, ``--image-minutes``, default
+  :data:`DEFAULT_IMAGE_MINUTES`), then ``train_text_to_video`` started from it
+  (``init_from``: factorised space-time U-Net, temporal layers zero) for the rest
+  (``--image-minutes 0``: the video model from scratch), then scored on every canonical
+  prompt (10 digits x 4 directions x 2 speeds, ``--n-per-prompt`` videos each): per-frame
+  digit accuracy >= 95 %, identity consistency >= 95 %, motion agreement >= 90 %; speed
+  agreement, smoothness and the Frechet distances of frames and frame differences with their
+  real-vs-real floor. A GIF and a frame strip of prompted samples go to ``--img-dir``.
 - ``ablation``: at equal training wall time, interleaved in ``--slices`` slices (A, B, C, A,
   B, C, ...): ``full`` (temporal layers on, consistency loss on), ``per_frame`` (temporal
   layers off) and ``no_consistency`` (consistency weight 0); each scored as above.
@@ -20,6 +23,15 @@ run was contended and is rerun):
   equal parameter count, :func:`synesthesia.nets.video_unet.conv3d_config`): training
   throughput in interleaved timing rounds (target >= 1.5x), then both trained for the same
   wall time, interleaved, and scored.
+- ``diagnose``: is a low score the model's or the metric's? The video scores of real
+  validation videos (clean and with noise on the background), of an image model's samples
+  moved along the asked trajectories (``--image-checkpoint``), of the per-frame image model
+  on the 32 x 32 canvas (a video model started from it, untrained), and of a trained video
+  checkpoint (``--video-checkpoint``) per asked digit.
+- ``init``: does starting from the image model pay at equal total wall time? ``scratch``
+  (the video model, ``--minutes``) against ``pretrained`` (the image model for
+  ``--image-share`` of them, then the video model started from it), interleaved: scratch's
+  first half, the image model, scratch's second half (resumed), the video model.
 
 Every contestant of a stage trains ``--minutes`` in total; its schedule length is planned
 from its own step time measured in interleaved rounds before training.
@@ -43,6 +55,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from synesthesia.data.images import load_image_splits
@@ -50,9 +63,11 @@ from synesthesia.data.moving_digits import (
     VIDEO_VOCABULARY,
     MovingDigitsConfig,
     MovingDigitsDataset,
+    PromptMotion,
     canonical_prompts,
     make_videos,
     parse_prompt,
+    render,
 )
 from synesthesia.diffusion import NoiseSchedule
 from synesthesia.metrics.evaluator import get_evaluator
@@ -71,7 +86,7 @@ from synesthesia.training.machine import CpuWallClock, machine_record
 from synesthesia.training.precision import resolve_precision
 from synesthesia.training.timing import time_calls, training_step
 
-STAGES = ("target", "ablation", "conv3d", "layouts")
+STAGES = ("target", "ablation", "conv3d", "layouts", "diagnose", "init")
 TARGETS = {"frame_accuracy": 0.95, "identity_consistency": 0.95, "motion_agreement": 0.90}
 #: The ablation's contestants: option overrides of the default recipe.
 ABLATION = {
@@ -80,6 +95,8 @@ ABLATION = {
     "no_consistency": {"consistency_weight": 0.0},
 }
 LAYOUTS = {"factorised": {}, "conv3d": {"layout": "conv3d"}}
+#: Minutes of the target budget spent first on the per-frame image model (0: from scratch).
+DEFAULT_IMAGE_MINUTES = 8.0
 #: Where the temporal layers go, against the per-frame model and Conv3d: step times only.
 LEVEL_VARIANTS = {
     "all_levels": {"temporal_levels": None},
@@ -110,7 +127,7 @@ def _options(args, out: Path, **overrides) -> VideoTrainOptions:
         precision=args.precision,
         progress=False,
         recipe=recipe,
-        **rest,
+        **{"lr": args.lr, **rest},
     )
 
 
@@ -254,19 +271,34 @@ def save_samples(pipe: TextToVideoPipeline, img_dir: Path, name: str, seed: int)
 
 
 def stage_target(args) -> dict:
+    """The issue's target run: ``--image-minutes`` of the budget on the per-frame image model,
+    the rest on the video model started from it (or, with 0, from scratch); scored."""
     train, _, _, ev_config = _world()
     precision = resolve_precision(args.precision, "cpu")
     out = Path(args.run_dir) / "target"
     shutil.rmtree(out, ignore_errors=True)
+    image, init_from = None, args.init_from
     with CpuWallClock() as clock:
         with CpuWallClock() as tclock:
-            opt = _options(args, out, minutes=args.minutes)
+            start = time.perf_counter()
+            if args.image_minutes > 0 and init_from is None:
+                image = train_image_model(
+                    args, Path(args.run_dir) / "target-image", args.image_minutes
+                )
+                init_from = image["checkpoint"]
+            left = args.minutes - (time.perf_counter() - start) / 60.0
+            opt = _options(args, out, minutes=max(left, 0.5), init_from=init_from)
             pipe, res, plan = train_text_to_video(train, opt)
         scores = _with_floor(score(pipe, args), pipe, args)
         samples = save_samples(pipe, Path(args.img_dir), "video_target", args.seed)
     result = {
         "minutes": args.minutes,
         "run": str(out),
+        "image_pretraining": image,
+        "init_from": init_from,
+        # an external --init-from checkpoint's training time is not in the budget
+        "pretraining_counted": args.init_from is None,
+        "lr": args.lr,
         "steps": res.step,
         "stopped": res.stopped,
         "videos_per_s": res.items_per_s,
@@ -340,6 +372,278 @@ def stage_conv3d(args) -> dict:
     return result
 
 
+# ---------------------------------------------------------------------- starting from images
+def train_image_model(args, out: Path, minutes: float | None, max_steps: int | None = None) -> dict:
+    """Train the per-frame image model (a ``text2image`` pixel model of the video preset's
+    U-Net, all training digits) for ``minutes`` (or ``max_steps``); its record (checkpoint,
+    steps, clock)."""
+    from synesthesia.pipelines.text2image_train import (
+        TextRecipe,
+        TextTrainOptions,
+        train_text_to_image,
+    )
+
+    train, _, _, _ = _world()
+    shutil.rmtree(out, ignore_errors=True)
+    options = TextTrainOptions(
+        out_dir=str(out),
+        preset=args.preset,
+        minutes=minutes,
+        max_steps=max_steps,
+        batch_size=args.image_batch_size,
+        seed=args.seed,
+        precision=args.precision,
+        progress=False,
+        recipe=TextRecipe(hold_out=False),
+    )
+    with CpuWallClock() as clock:
+        _, res, plan = train_text_to_image(train, options)
+    return {
+        "checkpoint": str(out / "checkpoint"),
+        "minutes": minutes,
+        "steps": res.step,
+        "stopped": res.stopped,
+        "images_per_s": res.items_per_s,
+        "batch_size": options.batch_size,
+        "plan": plan,
+        "wall_s": clock.wall_s,
+        "cpu_s": clock.cpu_s,
+        "cpu_per_wall": clock.ratio,
+    }
+
+
+def _prompt_motions(args) -> tuple[list[str], list]:
+    prompts = canonical_prompts()[:: args.prompt_stride]
+    return prompts, [parse_prompt(p) for p in prompts]
+
+
+def _asked_trajectory(motion, world: MovingDigitsConfig) -> np.ndarray:
+    """Corner positions (F, 2) of a digit moving as ``motion`` (a prompt's) asks, from the
+    wall it moves away from, centred across."""
+    from synesthesia.data.moving_digits import Motion
+
+    along = 0 if motion.sign > 0 else world.room
+    mid = world.room // 2
+    start = (along, mid) if motion.axis == "x" else (mid, along)
+    return Motion(motion.axis, motion.sign, motion.speed or 1, start).positions(world)
+
+
+def _per_class(preds: np.ndarray, labels: np.ndarray) -> dict:
+    """Per asked digit: frame accuracy and the most frequent predicted class."""
+    out = {}
+    for d in np.unique(labels):
+        p = preds[labels == d].ravel()
+        out[str(int(d))] = {
+            "frame_accuracy": float((p == d).mean()),
+            "most_predicted": int(np.bincount(p, minlength=10).argmax()),
+        }
+    return out
+
+
+def _scored_by_digit(pipe: TextToVideoPipeline, prompts: list[str], args) -> tuple:
+    """``(frame predictions (N, F), scores)`` of one video per prompt: every video score,
+    per asked digit its frame accuracy and most frequent class, and the sampling wall time."""
+    from synesthesia.metrics.video import frame_predictions
+
+    _, _, evaluator, _ = _world()
+    motions = [parse_prompt(p) for p in prompts]
+    with CpuWallClock() as c:
+        videos = pipe(prompts, generator=torch.Generator().manual_seed(args.seed),
+                      guidance_scale=args.guidance, num_inference_steps=args.steps,
+                      output_type="pt")  # fmt: skip
+    preds = frame_predictions(evaluator, videos)
+    labels = np.array([m.label for m in motions])
+    return preds, {**score_videos(evaluator, videos, motions),
+                   "per_digit": _per_class(preds, labels), "sample_wall_s": c.wall_s}  # fmt: skip
+
+
+def stage_diagnose(args) -> dict:
+    """Is a low per-frame accuracy the model's or the metric's? Scores, through
+    ``metrics.video``: real validation videos (clean, and with noise), an image model's
+    samples moved along the asked trajectories, the per-frame image model on the 32 x 32
+    canvas (a video model started from it, before any video training), and a trained video
+    checkpoint (``--video-checkpoint``) per asked digit."""
+    from synesthesia.metrics.evaluator import predict
+    from synesthesia.metrics.video import centre_of_ink
+    from synesthesia.pipelines.text2image import TextToImagePipeline
+    from synesthesia.pipelines.text2video_train import start_model
+
+    train, val, evaluator, ev_config = _world()
+    precision = resolve_precision(args.precision, "cpu")
+    world = MovingDigitsConfig()
+    result: dict = {"evaluator_val_accuracy": ev_config.get("val_accuracy")}
+    with CpuWallClock() as clock:
+        # 1. real validation videos: the metric on videos that are right by construction
+        real = make_videos(val, args.diagnose_videos, world, seed=args.seed + 1)
+        truth = [
+            PromptMotion(int(lab), m.axis, m.sign, m.speed)
+            for lab, m in zip(real.labels, real.motions)
+        ]
+        source = predict(evaluator, val.images[real.digit_index])[0].argmax(1).numpy()
+        result["real"] = {
+            **score_videos(evaluator, real.videos, truth),
+            "source_digit_accuracy": float((source == real.labels.numpy()).mean()),
+        }
+        g = torch.Generator().manual_seed(args.seed)
+        for std in (0.05, 0.1, 0.2):  # background no longer exactly -1
+            noisy = (real.videos + std * torch.randn(real.videos.shape, generator=g)).clamp(-1, 1)
+            shift = np.abs(centre_of_ink(noisy) - centre_of_ink(real.videos))
+            result[f"real_noise_{std:g}"] = {
+                **score_videos(evaluator, noisy, truth),
+                "centre_shift_px_mean": float(shift.mean()),
+                "centre_shift_px_max": float(shift.max()),
+            }
+        prompts, motions = _prompt_motions(args)
+        labels = np.array([m.label for m in motions])
+        steps = dict(num_inference_steps=args.steps, output_type="pt")
+        # 2. an image model's digits, moved as asked: the metric on model-made digits
+        ckpt = Path(args.image_checkpoint)
+        if (ckpt / "config.json").is_file():
+            image_pipe = TextToImagePipeline.from_pretrained(ckpt, precision=precision)
+            nouns = [p.split(" moving ")[0] for p in prompts]
+            with CpuWallClock() as c:
+                digits = image_pipe(
+                    nouns,
+                    generator=torch.Generator().manual_seed(args.seed),
+                    guidance_scale=args.guidance,
+                    **steps,
+                )
+            own = predict(evaluator, digits)[0].argmax(1).numpy()
+            videos = torch.stack(
+                [
+                    render(d, _asked_trajectory(m, world), world.canvas)
+                    for d, m in zip(digits, motions)
+                ]
+            )
+            result["image_model_moved"] = {
+                **score_videos(evaluator, videos, motions),
+                "image_class_accuracy_28": float((own == labels).mean()),
+                "checkpoint": str(ckpt),
+                "sample_wall_s": c.wall_s,
+            }
+            # 3. the video model started from it, before any video training: the per-frame
+            # image model on the 32 x 32 canvas (temporal layers zero)
+            opt = _options(args, Path(args.run_dir) / "diagnose", init_from=str(ckpt))
+            model, tok, cfg, _, _ = start_model(opt, args.seed)
+            pipe = TextToVideoPipeline(
+                model.eval(),
+                tok,
+                NoiseSchedule.from_config(image_pipe.schedule.to_config()),
+                image_pipe.prediction,
+                image_pipe.guidance_scale,
+                {},
+                precision,
+            )
+            result["per_frame_image_model_32"] = _scored_by_digit(pipe, prompts, args)[1]
+        # 4. the image model after as many (caption, digit) pairs as the 20-minute video run
+        # saw (827 steps x 16 videos): is that count, not the frames, what limits the digit?
+        if args.pair_steps > 0:
+            from synesthesia.data.captions import caption
+
+            image = train_image_model(
+                args, Path(args.run_dir) / "diagnose-pairs", None, max_steps=args.pair_steps
+            )
+            small = TextToImagePipeline.from_pretrained(image["checkpoint"], precision=precision)
+            asked = np.repeat(np.arange(10), args.pair_samples)
+            with CpuWallClock() as c:
+                digits = small(
+                    [caption(int(d), None, 0) for d in asked],
+                    generator=torch.Generator().manual_seed(args.seed),
+                    guidance_scale=args.guidance,
+                    **steps,
+                )
+            own = predict(evaluator, digits)[0].argmax(1).numpy()
+            result["image_model_equal_pairs"] = {
+                **{k: image[k] for k in ("steps", "batch_size", "wall_s", "cpu_per_wall")},
+                "pairs": image["steps"] * image["batch_size"],
+                "class_accuracy": float((own == asked).mean()),
+                "samples": len(asked),
+                "sample_wall_s": c.wall_s,
+            }
+        # 4. a trained video model, per asked digit
+        vckpt = Path(args.video_checkpoint)
+        if (vckpt / "config.json").is_file():
+            vpipe = TextToVideoPipeline.from_pretrained(vckpt, precision=precision)
+            preds, scores = _scored_by_digit(vpipe, prompts, args)
+            same = (preds == preds[:, :1]).all(axis=1)
+            wrong = preds[:, 0] != labels
+            scores.update(checkpoint=str(vckpt), consistent_but_wrong=float((same & wrong).mean()))
+            result["video_checkpoint"] = scores
+    result.update(prompts=len(prompts), steps=args.steps, guidance=args.guidance)
+    return _finish(result, clock, precision)
+
+
+def stage_init(args) -> dict:
+    """Does starting from a trained image model pay at equal total wall time? ``scratch``
+    trains the video model for ``--minutes``; ``pretrained`` trains the image model for
+    ``--image-share`` of them and the video model, started from it, for the rest. Run
+    interleaved: scratch (first half), image, scratch (resumed), video; then both scored."""
+    train, _, _, _ = _world()
+    precision = resolve_precision(args.precision, "cpu")
+    root = Path(args.run_dir) / "init"
+    budget_s = args.minutes * 60.0
+    image_s = args.image_share * budget_s
+    scratch = _options(args, root / "scratch")
+    shutil.rmtree(scratch.out_dir, ignore_errors=True)
+    with CpuWallClock() as clock:
+        speed = step_times({"scratch": scratch}, args, precision)["scratch"]
+        scratch.max_steps = max(1, math.floor(0.9 * budget_s / speed["median_s"]))
+        runs: dict = {
+            "scratch": {"first_plan": scratch.max_steps, "speed": speed, "parts": []},
+            "pretrained": {"parts": []},
+        }
+        spent = 0.0
+        for half in range(2):
+            scratch.minutes = (budget_s / 2 if half == 0 else budget_s - spent) / 60.0
+            with CpuWallClock() as c:
+                pipe_a, res, _ = train_text_to_video(train, scratch, resume=half > 0)
+            spent += c.wall_s
+            runs["scratch"]["parts"].append(
+                {
+                    "steps": res.step,
+                    "stopped": res.stopped,
+                    "wall_s": c.wall_s,
+                    "cpu_per_wall": c.ratio,
+                }
+            )
+            if half == 0:
+                image = train_image_model(args, root / "image", image_s / 60.0)
+                runs["pretrained"]["parts"].append({"image": image})
+        left_s = budget_s - runs["pretrained"]["parts"][0]["image"]["wall_s"]
+        video = _options(
+            args,
+            root / "pretrained",
+            minutes=max(left_s, 30.0) / 60.0,
+            init_from=runs["pretrained"]["parts"][0]["image"]["checkpoint"],
+        )
+        shutil.rmtree(video.out_dir, ignore_errors=True)
+        with CpuWallClock() as c:
+            pipe_b, res, plan = train_text_to_video(train, video)
+        runs["pretrained"]["parts"].append(
+            {
+                "steps": res.step,
+                "stopped": res.stopped,
+                "wall_s": c.wall_s,
+                "cpu_per_wall": c.ratio,
+                "plan": plan,
+            }
+        )
+        for name in runs:
+            parts = runs[name]["parts"]
+            runs[name]["wall_s"] = sum(
+                p.get("wall_s", p.get("image", {}).get("wall_s", 0.0)) for p in parts
+            )
+        scores = {"scratch": score(pipe_a, args), "pretrained": score(pipe_b, args)}
+    result = {
+        "minutes": args.minutes,
+        "image_share": args.image_share,
+        "lr": args.lr,
+        "runs": runs,
+        "scores": scores,
+    }
+    return _finish(result, clock, precision)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=(*STAGES, "all"), default="all")
@@ -357,13 +661,48 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=4, help="interleaved training slices")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     parser.add_argument("--speed-steps", type=int, default=3, help="timed steps per round")
+    parser.add_argument("--lr", type=float, default=2e-3, help="video learning rate")
+    parser.add_argument(
+        "--image-minutes",
+        type=float,
+        default=DEFAULT_IMAGE_MINUTES,
+        help="target: minutes of the budget spent first on the per-frame image model the "
+        "video model starts from (0: a video model from scratch)",
+    )
+    parser.add_argument("--image-batch-size", type=int, default=64, help="images per step")
+    parser.add_argument(
+        "--image-share", type=float, default=0.5, help="init: the image model's budget share"
+    )
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="target: start from this existing checkpoint (its training time NOT counted)",
+    )
+    parser.add_argument(
+        "--image-checkpoint",
+        default="runs/bench-text2image/pixel/checkpoint",
+        help="diagnose: a pixel text2image checkpoint",
+    )
+    parser.add_argument(
+        "--video-checkpoint",
+        default="runs/bench-video/target/checkpoint",
+        help="diagnose: a text2video checkpoint",
+    )
+    parser.add_argument("--diagnose-videos", type=int, default=200, help="diagnose: real videos")
+    parser.add_argument(
+        "--pair-steps",
+        type=int,
+        default=827 * 16 // 64,
+        help="diagnose: steps of 64 images, as many captions as the 20-minute video run saw",
+    )
+    parser.add_argument("--pair-samples", type=int, default=10, help="diagnose: per digit")
     parser.add_argument("--out-dir", default="benchmarks/out/video")
     parser.add_argument("--run-dir", default="runs/bench-video")
     parser.add_argument("--img-dir", default="docs/img", help="GIF and frame strip")
     args = parser.parse_args()
     run = {"target": stage_target, "ablation": stage_ablation, "conv3d": stage_conv3d,
-           "layouts": stage_layouts}  # fmt: skip
-    for stage in STAGES if args.stage == "all" else (args.stage,):
+           "layouts": stage_layouts, "diagnose": stage_diagnose, "init": stage_init}  # fmt: skip
+    for stage in STAGES[:4] if args.stage == "all" else (args.stage,):
         result = run[stage](args)
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
