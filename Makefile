@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test app lint bench clean
 
 $(BIN)/synesthesia: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -13,6 +13,9 @@ $(BIN)/synesthesia: pyproject.toml constraints.txt
 
 demo: $(BIN)/synesthesia
 	$(BIN)/synesthesia demo
+
+app: $(BIN)/synesthesia
+	$(BIN)/synesthesia app
 
 test: $(BIN)/synesthesia
 	$(BIN)/ruff check src tests benchmarks examples

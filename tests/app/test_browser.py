@@ -1,8 +1,10 @@
 """The app in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright,
 every tab used with tiny settings, and what appears checked.
 
-With ``SYNESTHESIA_SCREENSHOT_DIR`` set, the first tab's full page is saved there as app.png
-(docs/img/app.png is made this way; see docs/app.md).
+With ``SYNESTHESIA_SCREENSHOT_DIR`` set, the first tab's full page (on the 2-step models of
+these tests) is saved there as app_tiny.png; with ``SYNESTHESIA_SCREENSHOT_RUNS`` set too (a
+folder of trained runs with a text2image checkpoint), the text-to-image tab on that model is
+saved as app.png. docs/img/app.png is made this way; see docs/app.md.
 """
 
 from __future__ import annotations
@@ -105,7 +107,43 @@ def test_class_to_image_trains_a_small_one_then_shows_digits_of_the_right_size(p
     folder = os.environ.get("SYNESTHESIA_SCREENSHOT_DIR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / "app.png"), full_page=True)
+        page.screenshot(path=str(Path(folder) / "app_tiny.png"), full_page=True)
+
+
+def test_screenshot_of_a_trained_text_to_image_model(tmp_path_factory):
+    """The README's picture: the app on trained runs, 8 digits for "a thick seven"."""
+    folder, runs = (
+        os.environ.get("SYNESTHESIA_SCREENSHOT_DIR"),
+        os.environ.get("SYNESTHESIA_SCREENSHOT_RUNS"),
+    )
+    if not (folder and runs):
+        pytest.skip("set SYNESTHESIA_SCREENSHOT_DIR and SYNESTHESIA_SCREENSHOT_RUNS to take it")
+    import socket
+
+    from playwright.sync_api import sync_playwright
+
+    from synesthesia.app.main import launch
+
+    with socket.socket() as sock:  # a free localhost port
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo = launch(runs, port=port, block=False)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(demo.local_url)
+            _tab(page, "Text to image")
+            _set(page, "sampler steps", 20)
+            _set(page, "number of images", 8)
+            _click(page, "generate")
+            assert _image_sizes(page, "#t2i-gallery", 8)[:8] == [[112, 112]] * 8
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(folder) / "app.png"), full_page=True)
+            browser.close()
+    finally:
+        demo.close()
 
 
 def test_text_to_image_shows_a_gallery(page):
