@@ -14,8 +14,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from synesthesia.brain import (  # noqa: E402
+    KOERDING_2007,
     McGurkModel,
     SimultaneityModel,
     fission_vs_visual_noise,
@@ -54,3 +56,11 @@ print(
 )
 lo, hi = SimultaneityModel().window()
 print(f"binding window (ms): ({lo:.0f}, {hi:.0f})")
+
+# 5. checks: the fit recovers the simulating parameters, the model reproduces the data, the
+# fission illusion grows with visual noise (Shams et al. 2005), the window brackets synchrony
+for name, value in KOERDING_2007.items():
+    if name in fit.se:
+        assert abs(fit.params[name] - value) < 4 * fit.se[name], (name, fit.params[name])
+assert ppc.coverage >= 0.8
+assert (np.diff(fission_vs_visual_noise([0.3, 0.6, 0.9])) > 0).all() and lo < 0 < hi

@@ -29,16 +29,19 @@ def main() -> None:
     options = ImageTrainOptions(out_dir=args.out, preset=preset, minutes=args.minutes)
     pipe, result, _ = train_class_to_image(train, options)
 
-    images = pipe(
+    settings = dict(
         class_labels=list(range(10)),
         num_images_per_prompt=8,
         guidance_scale=2.0,
         num_inference_steps=20,
         method="dpmpp_2m",
-        generator=torch.Generator().manual_seed(0),
     )
+    images = pipe(**settings, generator=torch.Generator().manual_seed(0))
     path = save_image_grid(images, f"{args.out}/grid.png", nrow=8, scale=4)
     print(f"{result.step} training steps; one row per class in {path}")
+    # the same seed gives the same images; the samples are images of the training shape
+    assert torch.equal(images, pipe(**settings, generator=torch.Generator().manual_seed(0)))
+    assert images.shape == (80, *train.images.shape[1:]) and images.abs().max() <= 1
 
 
 if __name__ == "__main__":

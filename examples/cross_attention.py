@@ -74,6 +74,7 @@ def main() -> None:
         out = block(x, tokens, pad)
         ref, weights = by_hand(block, x, tokens, pad)
     print(f"library vs by hand: max |difference| {(out - ref).abs().max():.2e}")
+    assert (out - ref).abs().max() < 1e-5
 
     # 4. padding is masked: other features at padded positions change nothing, nor does the
     # amount of padding (the short prompt alone, without the long one beside it, has none);
@@ -89,6 +90,8 @@ def main() -> None:
     print(f"padded features replaced: max |difference| {(same - out).abs().max():.2e}")
     print(f"prompt alone (no padding): max |difference| {(alone - out[:1]).abs().max():.2e}")
     print(f"'thick' -> 'thin': max |difference| {(changed - out)[0].abs().max():.2e}")
+    assert (same - out).abs().max() < 1e-5 and (alone - out[:1]).abs().max() < 1e-5
+    assert (changed - out)[0].abs().max() > 1e-3
 
     # 5. attention each word of the second prompt receives (mean over heads and pixels)
     words = [tokenizer.tokens[i] for i in ids[1][~pad[1]].tolist()]

@@ -78,6 +78,9 @@ def main() -> None:
     print(f"decode_latents vs decode of the unscaled mean: {(back - direct).abs().max():.1e}")
     scaled = latent_moments(ae, train.images, scaled=True)
     print(f"std of the scaled training latents: {scaled['std']:.3f}")
+    assert (z / ae.scaling_factor - unscaled).abs().max() < 1e-5
+    assert (back - direct).abs().max() < 1e-5
+    assert abs(scaled["std"] - 1) < 0.05 and c * h * w * 4 == 28 * 28
     comparison_grid(ae, x, out / "reconstructions.png", nrow=16, scale=2)
 
     # 3. latent diffusion: the same pipeline class, a latent sample shape, a decoder at the end

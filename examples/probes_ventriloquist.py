@@ -50,3 +50,5 @@ plot_network_bias(probe, human_reference(), ax=ax)
 fig.tight_layout()
 fig.savefig(out / "probes_ventriloquist.png", dpi=110)
 print(f"wrote {out / 'probes_ventriloquist.png'}")
+# the network's reports favour causal inference over both nested models (Kass & Raftery 1995)
+assert min(probe.comparison.delta_bic("averaging", m) for m in ("fusion", "segregation")) > 10
