@@ -6,17 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from synesthesia.app.common import (
-    Checkpoints,
-    Kind,
-    checkpoint_row,
-    figure,
-    page_errors,
-    text,
-    to_image,
-    whole,
-)
+from synesthesia.app.common import Checkpoints, Kind, checkpoint_row, figure, to_image, whole
 from synesthesia.app.image import sampler_controls, sampling_values
+from synesthesia.app.text2image import connect_generate, prompt_inputs, sample_prompted
 
 #: Optimiser steps of "train a small one" (a tiny 1-D U-Net on synthesised digits).
 SMALL_STEPS = 200
@@ -80,24 +72,13 @@ def generate(
     """``((sample rate, int16 samples), spectrogram image)``: ``n`` clips of ``prompt`` one
     after another (:data:`GAP_S` s apart) and the log-mel spectrogram of each."""
     import numpy as np
-    import torch
 
     from synesthesia.pipelines.text2audio import plot_spectrogram
 
     values = sampling_values(guidance, steps, method, seed, 1)
     n = whole(n, "number of clips", 1, MAX_CLIPS)
-    prompt, negative = text(prompt, "prompt"), text(negative, "negative prompt")
-    pipe = checkpoints.load(KIND, checkpoint)
-    clips = pipe(
-        prompt,
-        negative_prompt=negative or None,
-        guidance_scale=values["guidance_scale"],
-        num_inference_steps=values["num_inference_steps"],
-        method=values["method"],
-        generator=torch.Generator().manual_seed(values["seed"]),
-        num_images_per_prompt=n,
-        output_type="np",
-        progress=progress,
+    pipe, prompt, _, clips = sample_prompted(
+        checkpoints, KIND, checkpoint, prompt, negative, values, n, "np", progress
     )
     rate = pipe.sample_rate
     if not np.isfinite(clips).all():
@@ -118,46 +99,14 @@ def build_tab(gr, checkpoints: Checkpoints) -> None:
     with gr.Tab("Audio", id="audio"):
         gr.Markdown("Spoken digits from a prompt naming one digit (*seven*, *7*).")
         dropdown, _, _ = checkpoint_row(gr, checkpoints, KIND)
-        with gr.Row():
-            prompt_in = gr.Textbox(value="seven", label="prompt", scale=2)
-            negative_in = gr.Textbox(value="", label="negative prompt", scale=1)
-        guidance_in, steps_in, method_in, seed_in, n_in = sampler_controls(
-            gr, guidance=2.0, n_label="number of clips", n_value=1, n_max=4
-        )
+        prompt_in, negative_in = prompt_inputs(gr, "seven")
+        controls = sampler_controls(gr, guidance=2.0, n_label="number of clips", n_value=1, n_max=4)
         button = gr.Button("generate", variant="primary")
         with gr.Row():
             player = gr.Audio(label="clips", type="numpy", format="wav", elem_id="audio-player")
             spectrogram = gr.Image(label="log-mel spectrogram", format="png", elem_id="audio-mel")
 
-        tracked = gr.Progress(track_tqdm=True)  # a fresh tracker per call (Gradio)
-
-        @page_errors
-        def run(checkpoint, prompt, negative, guidance, steps, method, seed, n, progress=tracked):
-            return generate(
-                checkpoints,
-                checkpoint,
-                prompt,
-                negative,
-                guidance,
-                steps,
-                method,
-                seed,
-                n,
-                progress=True,
-            )
-
-        button.click(
-            run,
-            inputs=[
-                dropdown,
-                prompt_in,
-                negative_in,
-                guidance_in,
-                steps_in,
-                method_in,
-                seed_in,
-                n_in,
-            ],
-            outputs=[player, spectrogram],
-            api_name="text_to_audio",
-        )
+        connect_generate(
+            gr, button, generate, checkpoints, [dropdown, prompt_in, negative_in, *controls],
+            [player, spectrogram], "text_to_audio",
+        )  # fmt: skip

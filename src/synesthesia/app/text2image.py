@@ -63,6 +63,67 @@ def call_with_word_warnings(call: Callable[[], Any], warn: Callable[[str], None]
     return out
 
 
+def sample_prompted(
+    checkpoints: Checkpoints,
+    kind: Kind,
+    checkpoint: str | None,
+    prompt: Any,
+    negative: Any,
+    values: dict,
+    n: int,
+    output_type: str,
+    progress: bool,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[Any, str, str, Any]:
+    """``(pipeline, prompt, negative, output)``: the page's prompt and negative prompt checked,
+    the chosen checkpoint of ``kind`` called with the checked sampling ``values``
+    (:func:`~synesthesia.app.image.sampling_values`) for ``n`` outputs per prompt; with
+    ``warn``, unknown-word warnings go to it (:func:`call_with_word_warnings`)."""
+    import torch
+
+    prompt, negative = text(prompt, "prompt"), text(negative, "negative prompt")
+    pipe = checkpoints.load(kind, checkpoint)
+
+    def call():
+        return pipe(
+            prompt,
+            negative_prompt=negative or None,
+            guidance_scale=values["guidance_scale"],
+            num_inference_steps=values["num_inference_steps"],
+            method=values["method"],
+            generator=torch.Generator().manual_seed(values["seed"]),
+            num_images_per_prompt=n,
+            output_type=output_type,
+            progress=progress,
+        )
+
+    out = call() if warn is None else call_with_word_warnings(call, warn)
+    return pipe, prompt, negative, out
+
+
+def prompt_inputs(gr, value: str):
+    """The prompt and negative-prompt boxes of a prompted tab, side by side."""
+    with gr.Row():
+        prompt_in = gr.Textbox(value=value, label="prompt", scale=2)
+        negative_in = gr.Textbox(value="", label="negative prompt", scale=1)
+    return prompt_in, negative_in
+
+
+def connect_generate(gr, button, generate_fn, checkpoints: Checkpoints, inputs, outputs,
+                     api_name: str, **extra) -> None:  # fmt: skip
+    """``button`` runs ``generate_fn(checkpoints, checkpoint, prompt, negative, guidance,
+    steps, method, seed, n, progress=True, **extra)`` with a progress bar, the project's
+    input errors shown in the page; the same route is the API's ``api_name``."""
+    tracked = gr.Progress(track_tqdm=True)  # a fresh tracker per call (Gradio)
+
+    @page_errors
+    def run(checkpoint, prompt, negative, guidance, steps, method, seed, n, progress=tracked):
+        return generate_fn(checkpoints, checkpoint, prompt, negative, guidance, steps, method,
+                           seed, n, progress=True, **extra)  # fmt: skip
+
+    button.click(run, inputs=inputs, outputs=outputs, api_name=api_name)
+
+
 def generate(
     checkpoints: Checkpoints,
     checkpoint: str | None,
@@ -78,25 +139,11 @@ def generate(
 ) -> list[tuple[Any, str]]:
     """``n`` images of ``prompt`` (``negative``, when not empty, replaces the empty prompt of
     guidance): ``(PIL image, caption)`` pairs enlarged :data:`SCALE` times."""
-    import torch
-
     values = sampling_values(guidance, steps, method, seed, n)
-    prompt, negative = text(prompt, "prompt"), text(negative, "negative prompt")
-    pipe = checkpoints.load(KIND, checkpoint)
-    images = call_with_word_warnings(
-        lambda: pipe(
-            prompt,
-            negative_prompt=negative or None,
-            guidance_scale=values["guidance_scale"],
-            num_inference_steps=values["num_inference_steps"],
-            method=values["method"],
-            generator=torch.Generator().manual_seed(values["seed"]),
-            num_images_per_prompt=values["n"],
-            output_type="pil",
-            progress=progress,
-        ),
+    _, prompt, _, images = sample_prompted(
+        checkpoints, KIND, checkpoint, prompt, negative, values, values["n"], "pil", progress,
         warn,
-    )
+    )  # fmt: skip
     return [(enlarged(im, SCALE), f"{prompt!r} #{i + 1}") for i, im in enumerate(images)]
 
 
@@ -105,34 +152,11 @@ def build_tab(gr, checkpoints: Checkpoints) -> None:
     with gr.Tab("Text to image", id="text2image"):
         gr.Markdown("Digits described in words, from a text-to-image diffusion model.")
         dropdown, _, _ = checkpoint_row(gr, checkpoints, KIND)
-        with gr.Row():
-            prompt_in = gr.Textbox(value="a thick seven", label="prompt", scale=2)
-            negative_in = gr.Textbox(value="", label="negative prompt", scale=1)
+        prompt_in, negative_in = prompt_inputs(gr, "a thick seven")
         controls = sampler_controls(gr, guidance=3.0)
         button = gr.Button("generate", variant="primary")
         gallery = gr.Gallery(label="samples", columns=4, format="png", elem_id="t2i-gallery")
-
-        tracked = gr.Progress(track_tqdm=True)  # a fresh tracker per call (Gradio)
-
-        @page_errors
-        def run(checkpoint, prompt, negative, guidance, steps, method, seed, n, progress=tracked):
-            return generate(
-                checkpoints,
-                checkpoint,
-                prompt,
-                negative,
-                guidance,
-                steps,
-                method,
-                seed,
-                n,
-                progress=True,
-                warn=gr.Warning,
-            )
-
-        button.click(
-            run,
-            inputs=[dropdown, prompt_in, negative_in, *controls],
-            outputs=gallery,
-            api_name="text_to_image",
-        )
+        connect_generate(
+            gr, button, generate, checkpoints, [dropdown, prompt_in, negative_in, *controls],
+            gallery, "text_to_image", warn=gr.Warning,
+        )  # fmt: skip

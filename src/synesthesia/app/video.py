@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from synesthesia.app.common import Checkpoints, Kind, checkpoint_row, page_errors, text, whole
+from synesthesia.app.common import Checkpoints, Kind, checkpoint_row, whole
 from synesthesia.app.image import sampler_controls, sampling_values
-from synesthesia.app.text2image import call_with_word_warnings
+from synesthesia.app.text2image import connect_generate, prompt_inputs, sample_prompted
 
 #: Optimiser steps of "train a small one" (a tiny space-time U-Net, 6 frames of 32 x 32).
 SMALL_STEPS = 200
@@ -77,27 +77,12 @@ def generate(
 ) -> str:
     """A GIF of ``n`` videos of ``prompt`` side by side (frame k shows every video's frame
     k); returns its path. The same settings give the same file."""
-    import torch
-
     from synesthesia.pipelines.text2video import save_videos_gif
 
     values = sampling_values(guidance, steps, method, seed, 1)
     n = whole(n, "number of videos", 1, MAX_VIDEOS)
-    prompt, negative = text(prompt, "prompt"), text(negative, "negative prompt")
-    pipe = checkpoints.load(KIND, checkpoint)
-    videos = call_with_word_warnings(
-        lambda: pipe(
-            prompt,
-            negative_prompt=negative or None,
-            guidance_scale=values["guidance_scale"],
-            num_inference_steps=values["num_inference_steps"],
-            method=values["method"],
-            generator=torch.Generator().manual_seed(values["seed"]),
-            num_images_per_prompt=n,
-            output_type="pt",
-            progress=progress,
-        ),
-        warn,
+    _, prompt, negative, videos = sample_prompted(
+        checkpoints, KIND, checkpoint, prompt, negative, values, n, "pt", progress, warn
     )
     key = repr((checkpoint, prompt, negative, sorted(values.items()), n)).encode()
     path = output_dir() / f"video-{hashlib.sha256(key).hexdigest()[:16]}.gif"
@@ -109,45 +94,13 @@ def build_tab(gr, checkpoints: Checkpoints) -> None:
     with gr.Tab("Video", id="video"):
         gr.Markdown("Moving digits from a prompt such as *a 3 moving left* (a looping GIF).")
         dropdown, _, _ = checkpoint_row(gr, checkpoints, KIND)
-        with gr.Row():
-            prompt_in = gr.Textbox(value="a 3 moving left", label="prompt", scale=2)
-            negative_in = gr.Textbox(value="", label="negative prompt", scale=1)
-        guidance_in, steps_in, method_in, seed_in, n_in = sampler_controls(
+        prompt_in, negative_in = prompt_inputs(gr, "a 3 moving left")
+        controls = sampler_controls(
             gr, guidance=3.0, n_label="number of videos", n_value=1, n_max=4
         )
         button = gr.Button("generate", variant="primary")
         gif = gr.Image(label="video (GIF)", type="filepath", elem_id="video-gif")
-
-        tracked = gr.Progress(track_tqdm=True)  # a fresh tracker per call (Gradio)
-
-        @page_errors
-        def run(checkpoint, prompt, negative, guidance, steps, method, seed, n, progress=tracked):
-            return generate(
-                checkpoints,
-                checkpoint,
-                prompt,
-                negative,
-                guidance,
-                steps,
-                method,
-                seed,
-                n,
-                progress=True,
-                warn=gr.Warning,
-            )
-
-        button.click(
-            run,
-            inputs=[
-                dropdown,
-                prompt_in,
-                negative_in,
-                guidance_in,
-                steps_in,
-                method_in,
-                seed_in,
-                n_in,
-            ],
-            outputs=gif,
-            api_name="text_to_video",
-        )
+        connect_generate(
+            gr, button, generate, checkpoints, [dropdown, prompt_in, negative_in, *controls],
+            gif, "text_to_video", warn=gr.Warning,
+        )  # fmt: skip
