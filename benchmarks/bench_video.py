@@ -13,9 +13,11 @@ count means the run was contended and is rerun):
   digit accuracy >= 95 %, identity consistency >= 95 %, motion agreement >= 90 %; speed
   agreement, smoothness and the Frechet distances of frames and frame differences with their
   real-vs-real floor. A GIF and a frame strip of prompted samples go to ``--img-dir``.
-- ``ablation``: at equal training wall time, interleaved in ``--slices`` slices (A, B, C, A,
-  B, C, ...): ``full`` (temporal layers on, consistency loss on), ``per_frame`` (temporal
-  layers off) and ``no_consistency`` (consistency weight 0); each scored as above.
+- ``ablation``: on the target's recipe (one image model for ``--image-minutes``, which every
+  contestant starts from), then at equal training wall time, interleaved in ``--slices``
+  slices (A, B, C, A, B, C, ...): ``full`` (temporal layers on, consistency loss on),
+  ``per_frame`` (temporal layers off) and ``no_consistency`` (consistency weight 0); each
+  scored as above.
 - ``layouts``: the training step time of the factorised model with temporal layers at every
   level, at levels 1-2, at level 2 only, of the per-frame model and of the Conv3d layout
   (interleaved rounds; no training).
@@ -127,7 +129,7 @@ def _options(args, out: Path, **overrides) -> VideoTrainOptions:
         precision=args.precision,
         progress=False,
         recipe=recipe,
-        **{"lr": args.lr, **rest},
+        **{"lr": args.lr, "loaded_lr_scale": args.loaded_lr_scale, **rest},
     )
 
 
@@ -165,23 +167,27 @@ def step_times(contestants: dict[str, VideoTrainOptions], args, precision: str) 
     }
 
 
-def train_interleaved(contestants: dict[str, VideoTrainOptions], args) -> dict:
-    """Train every contestant for ``args.minutes`` of wall time in total, in ``args.slices``
+def train_interleaved(
+    contestants: dict[str, VideoTrainOptions], args, minutes: float | None = None
+) -> dict:
+    """Train every contestant for ``minutes`` (default ``args.minutes``) of wall time in
+    total, in ``args.slices``
     interleaved slices. The first schedule is planned from the step time measured in
     interleaved rounds; after each slice it is replanned from the steps that slice really
     took (a resumption may change ``max_steps``), and the last slice gets what is left of
     the contestant's budget, so every contestant trains for the same wall time."""
+    minutes = args.minutes if minutes is None else minutes
     precision = resolve_precision(args.precision, "cpu")
     with CpuWallClock() as clock:
         speed = step_times(contestants, args, precision)
     records: dict[str, dict] = {}
     for name, opt in contestants.items():
         shutil.rmtree(opt.out_dir, ignore_errors=True)
-        opt.max_steps = max(1, math.floor(0.9 * args.minutes * 60 / speed[name]["median_s"]))
-        opt.minutes = args.minutes / args.slices
+        opt.max_steps = max(1, math.floor(0.9 * minutes * 60 / speed[name]["median_s"]))
+        opt.minutes = minutes / args.slices
         records[name] = {"first_plan": opt.max_steps, "speed": speed[name], "wall_s": 0.0,
                          "cpu_s": 0.0}  # fmt: skip
-    budget_s = args.minutes * 60.0
+    budget_s = minutes * 60.0
     speed_clock = {"wall_s": clock.wall_s, "cpu_s": clock.cpu_s, "cpu_per_wall": clock.ratio}
     train, _, _, _ = _world()
     pipes: dict[str, TextToVideoPipeline] = {}
@@ -277,15 +283,10 @@ def stage_target(args) -> dict:
     precision = resolve_precision(args.precision, "cpu")
     out = Path(args.run_dir) / "target"
     shutil.rmtree(out, ignore_errors=True)
-    image, init_from = None, args.init_from
     with CpuWallClock() as clock:
         with CpuWallClock() as tclock:
             start = time.perf_counter()
-            if args.image_minutes > 0 and init_from is None:
-                image = train_image_model(
-                    args, Path(args.run_dir) / "target-image", args.image_minutes
-                )
-                init_from = image["checkpoint"]
+            image, init_from = image_start(args, "target")
             left = args.minutes - (time.perf_counter() - start) / 60.0
             opt = _options(args, out, minutes=max(left, 0.5), init_from=init_from)
             pipe, res, plan = train_text_to_video(train, opt)
@@ -322,24 +323,46 @@ def stage_target(args) -> dict:
     return _finish(result, clock, precision)
 
 
-def _compare(args, variants: dict[str, dict], stage: str) -> dict:
+def image_start(args, stage: str) -> tuple[dict | None, str | None]:
+    """``(image model record, checkpoint)`` the video models of ``stage`` start from:
+    ``--init-from`` as given (its training time not counted, record None), a per-frame image
+    model trained now for ``--image-minutes`` (0: none, the video models start from
+    scratch)."""
+    if args.init_from is not None:
+        return None, args.init_from
+    if args.image_minutes <= 0:
+        return None, None
+    image = train_image_model(args, Path(args.run_dir) / f"{stage}-image", args.image_minutes)
+    return image, image["checkpoint"]
+
+
+def _compare(args, variants: dict[str, dict], stage: str, image_first: bool = False) -> dict:
+    """Train ``variants`` (option overrides) interleaved for equal wall time and score them;
+    with ``image_first`` all of them start from one image model (:func:`image_start`), whose
+    minutes count in every contestant's ``--minutes``."""
     precision = resolve_precision(args.precision, "cpu")
-    contestants = {
-        name: _options(args, Path(args.run_dir) / stage / name, **over)
-        for name, over in variants.items()
-    }
     with CpuWallClock() as clock:
-        trained = train_interleaved(contestants, args)
+        image, init_from = image_start(args, stage) if image_first else (None, None)
+        minutes = args.minutes - (image["wall_s"] / 60.0 if image else 0.0)
+        contestants = {
+            name: _options(args, Path(args.run_dir) / stage / name, init_from=init_from, **over)
+            for name, over in variants.items()
+        }
+        trained = train_interleaved(contestants, args, minutes)
         scores = {
             name: _with_floor(score(p, args), p, args) for name, p in trained["pipes"].items()
         }
-    result = {"minutes": args.minutes, "slices": args.slices, "runs": trained["runs"],
+    result = {"minutes": args.minutes, "video_minutes": minutes, "slices": args.slices,
+              "image_pretraining": image, "init_from": init_from,
+              "pretraining_counted": args.init_from is None, "runs": trained["runs"],
               "speed_clock": trained["speed_clock"], "scores": scores}  # fmt: skip
     return _finish(result, clock, precision)
 
 
 def stage_ablation(args) -> dict:
-    return _compare(args, ABLATION, "ablation")
+    """The ablation on the target's recipe: every contestant starts from the same image
+    model (``--image-minutes`` of each one's ``--minutes``; 0: all from scratch)."""
+    return _compare(args, ABLATION, "ablation", image_first=True)
 
 
 def stage_layouts(args) -> dict:
@@ -663,11 +686,18 @@ def main() -> None:
     parser.add_argument("--speed-steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--lr", type=float, default=2e-3, help="video learning rate")
     parser.add_argument(
+        "--loaded-lr-scale",
+        type=float,
+        default=1.0,
+        help="with an image model to start from: the loaded weights' learning rate as a "
+        "factor of --lr (the new temporal layers train at --lr)",
+    )
+    parser.add_argument(
         "--image-minutes",
         type=float,
         default=DEFAULT_IMAGE_MINUTES,
-        help="target: minutes of the budget spent first on the per-frame image model the "
-        "video model starts from (0: a video model from scratch)",
+        help="target, ablation: minutes of the budget spent first on the per-frame image "
+        "model the video models start from (0: video models from scratch)",
     )
     parser.add_argument("--image-batch-size", type=int, default=64, help="images per step")
     parser.add_argument(
@@ -676,7 +706,8 @@ def main() -> None:
     parser.add_argument(
         "--init-from",
         default=None,
-        help="target: start from this existing checkpoint (its training time NOT counted)",
+        help="target, ablation: start from this existing checkpoint (its training time NOT "
+        "counted)",
     )
     parser.add_argument(
         "--image-checkpoint",

@@ -80,6 +80,13 @@ CASES = [
          "--frames: the run in"),
     Case("resume-other-image-fraction", [*RESUME, "--image-fraction", "0.5"],
          "--image-fraction: the run in"),
+    Case("resume-other-preset", [*RESUME, "--preset", "small"],
+         "--preset: the run in"),
+    Case("resume-other-layout", [*RESUME, "--layout", "per-frame"],
+         "used 'factorised', this call gives 'per-frame'"),
+    Case("resume-init-run-with-preset", [*RESUME, "--preset", "tiny"],
+         "--preset: the run in", prepare=edit_json(lambda c: {**c, "preset": None,
+                                                                "init_from": "/elsewhere"})),
     Case("resume-with-init-from", [*RESUME, "--init-from", CKPT],
          "--init-from: a resumed run continues from its own checkpoint"),
     # --init-from: what cannot start a pixel video model

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from synesthesia.errors import InputError
 from synesthesia.io import load_pretrained
 from synesthesia.training import NonFiniteLossError, Trainer, TrainerConfig, lr_at
 
@@ -421,3 +422,38 @@ def test_second_sigint_stops_at_once_and_resumes_exactly(tmp_path, data):
     assert first.stopped == "interrupted" and first.step == 3  # step 4 was abandoned
     rest = Trainer(make_model(seed=9), noisy_mse, data, config(tmp_path / "run", max_steps=8), {})
     assert first.losses + rest.fit(resume=True).losses == expected
+
+
+def test_lr_scales_set_each_groups_step_by_the_longest_prefix(tmp_path):
+    """Adam's first step moves each weight by lr * g / (|g| + eps) (bias-corrected moments
+    m = g, v = g^2): with lr_scales, by the factor of the longest prefix of its name."""
+    data = regression_data(n=16)
+    model = make_model(dropout=0.0)
+    reference = make_model(dropout=0.0)
+    x, y = data.tensors
+    ((reference(x) - y) ** 2).mean().backward()  # the whole set is the one batch
+
+    def mse(model, batch, generator):
+        bx, by = batch
+        return ((model(bx) - by) ** 2).mean()
+
+    scales = {"net.": 0.5, "net.3.": 0.1}
+    cfg = config(tmp_path, max_steps=1, lr=0.1, warmup_steps=0, ema_decay=None, grad_clip=None,
+                 lr_scales=scales)  # fmt: skip
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    Trainer(model, mse, data, cfg, {}).fit()
+    for name, p in model.named_parameters():
+        g = dict(reference.named_parameters())[name].grad
+        factor = 0.1 if name.startswith("net.3.") else 0.5
+        expected = before[name] - 0.1 * factor * g / (g.abs() + 1e-8)
+        torch.testing.assert_close(p.detach(), expected, atol=1e-6, rtol=0)
+
+
+def test_lr_scales_refuse_a_prefix_that_names_nothing(tmp_path, data):
+    cfg = config(tmp_path, lr_scales={"encoder.": 0.1})
+    with pytest.raises(
+        InputError, match=r"no trainable parameter's name starts with \['encoder.'\]"
+    ):
+        Trainer(make_model(), noisy_mse, data, cfg, {})
+    with pytest.raises(InputError, match="positive factor"):
+        config(tmp_path, lr_scales={"net.": 0.0})

@@ -45,6 +45,8 @@ RUN_DEFAULTS = {
     "canvas": 32,
     "frames": 8,
     "image_fraction": 0.0,
+    "preset": "small",
+    "layout": "factorised",
 }
 
 
@@ -91,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--layout",
         choices=("factorised", "conv3d", "per-frame"),
-        default="factorised",
+        default=None,
         help="factorised space-time U-Net (default), conv3d (the chapter's layout, equal "
         "parameter count) or per-frame (no temporal layers)",
     )
@@ -187,13 +189,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         option = "--canvas" if "canvas" in str(exc) or "speed" in str(exc) else "--frames"
         raise CommandError(f"{option}: {exc}") from None
     train, _ = load_data(given["data"])
-    layout = "factorised" if args.layout == "per-frame" else args.layout
+    layout = "factorised" if given["layout"] == "per-frame" else given["layout"]
     options = VideoTrainOptions(
         **run_options(args, given, len(train)),
-        preset=args.preset or "small",
+        preset=given["preset"],
         recipe=recipe,
         layout=layout,
-        temporal=() if args.layout == "per-frame" else ("attention", "conv"),
+        temporal=() if given["layout"] == "per-frame" else ("attention", "conv"),
         guidance_scale=args.guidance,
         init_from=None if args.init_from is None else str(args.init_from),
     )

@@ -147,6 +147,9 @@ class VideoTrainOptions(BudgetOptions):
     # encoder start the model (temporal layers zero); its U-Net layout and text encoder size
     # replace preset, text_dim and text_depth
     init_from: str | None = None
+    # with init_from: the learning rate of the loaded weights (spatial U-Net, text encoder)
+    # as a factor of the new temporal layers' (TrainerConfig.lr_scales)
+    loaded_lr_scale: float = 1.0
 
 
 #: The checkpoint kinds ``init_from`` takes.
@@ -290,13 +293,23 @@ RESUME_KEPT = {
 
 
 def resumable_settings(out_dir: str | Path) -> dict:
-    """The settings of the run in ``out_dir`` that a resumption keeps: data, batch, seed and
-    the recipe fields of :data:`RESUME_KEPT` (by their attribute names)."""
+    """The settings of the run in ``out_dir`` that a resumption keeps: data, batch, seed, the
+    recipe fields of :data:`RESUME_KEPT` (by their attribute names), the U-Net's preset and
+    its layout (``factorised``, ``conv3d`` or ``per-frame``)."""
     from synesthesia.training import kept_settings
 
     kept = kept_settings(out_dir, KIND, "a text-to-video", data="data")
-    recipe = _read_run(out_dir)[1].get("recipe") or {}
-    return {**kept, **{key: recipe.get(key) for key in RESUME_KEPT.values()}}
+    config = _read_run(out_dir)[1]
+    recipe = config.get("recipe") or {}
+    unet = config.get("video_unet") or {}
+    layout = unet.get("layout", "factorised")
+    if layout == "factorised" and not unet.get("temporal", TEMPORAL_KINDS):
+        layout = "per-frame"
+    # a run started from a checkpoint has that checkpoint's U-Net, not a preset's
+    init = config.get("init_from")
+    preset = config.get("preset") or (f"the U-Net of {init}" if init else None)
+    return {**kept, **{key: recipe.get(key) for key in RESUME_KEPT.values()},
+            "preset": preset, "layout": layout}  # fmt: skip
 
 
 def check_resumed_recipe(out_dir: Path, saved: dict, options: VideoTrainOptions) -> None:
@@ -437,7 +450,13 @@ def train_text_to_video(
         n = min(options.batch_size, len(dataset))
         return torch.utils.data.default_collate([dataset[i] for i in range(n)])
 
-    budget = BudgetOptions.from_options(options, out_dir=str(out_dir), seed=seed)
+    scales = None
+    if not resume and options.init_from is not None and options.loaded_lr_scale != 1.0:
+        scales = {"unet.unet.": options.loaded_lr_scale, "text_encoder.": options.loaded_lr_scale}
+    elif resume:  # a resumption keeps the run's factors (they are in its trainer state)
+        scales = state["config"].get("lr_scales")
+    budget = BudgetOptions.from_options(options, out_dir=str(out_dir), seed=seed,
+                                        lr_scales=scales)  # fmt: skip
     trainer, result, plan = fit_budgeted(
         model, loss_fn, dataset, budget, model_config, probe, resume=resume, started=start
     )

@@ -53,6 +53,7 @@ class BudgetOptions:
     grad_clip: float | None = 1.0
     grad_accumulation: int = 1  # micro-batches per step (batch_size stays the global batch)
     compile: bool = False  # torch.compile the training forward
+    lr_scales: dict[str, float] | None = None  # TrainerConfig.lr_scales
 
     @classmethod
     def from_options(cls, options: Any, **overrides: Any) -> BudgetOptions:
@@ -182,6 +183,7 @@ def fit_budgeted(
             progress=options.progress,
             grad_accumulation=options.grad_accumulation,
             compile=options.compile,
+            lr_scales=options.lr_scales,
         )
         if options.max_steps is None and minutes is not None:
             fit_budget_s = minutes * 60.0

@@ -75,9 +75,26 @@ class TrainerConfig:
     #: linearly from ``progress`` to 1 at ``max_steps``. Set by a replan that changed
     #: ``max_steps`` after warm-up, so that the learning rate stays continuous there.
     schedule_knot: tuple[int, float] | None = None
+    #: ``{parameter-name prefix: factor}``: the parameters whose name starts with a prefix
+    #: train at ``factor`` times the scheduled learning rate (the longest matching prefix
+    #: wins; the rest at 1). E.g. loaded weights slower than new layers when fine-tuning.
+    lr_scales: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         self.out_dir = str(self.out_dir)
+        if self.lr_scales is not None:
+            if not isinstance(self.lr_scales, dict):
+                raise InputError(
+                    f"TrainerConfig.lr_scales must be a dict of name prefix -> factor, "
+                    f"got {type(self.lr_scales).__name__}"
+                )
+            for prefix, factor in self.lr_scales.items():
+                if not isinstance(prefix, str) or not (factor > 0 and math.isfinite(factor)):
+                    raise InputError(
+                        f"TrainerConfig.lr_scales: {prefix!r}: {factor!r}; expected a name "
+                        "prefix and a positive factor"
+                    )
+            self.lr_scales = {str(k): float(v) for k, v in self.lr_scales.items()}
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if self.schedule_knot is not None:
             self.schedule_knot = (int(self.schedule_knot[0]), float(self.schedule_knot[1]))

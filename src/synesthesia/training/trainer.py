@@ -140,6 +140,37 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
+def parameter_groups(model: nn.Module, config: TrainerConfig) -> list[dict]:
+    """AdamW's parameter groups of ``model``'s trainable parameters: weight decay on matrices
+    and kernels only, not on biases, norm scales or embeddings' 1-d vectors (as in nanoGPT /
+    minGPT's configure_optimizers), and per :attr:`TrainerConfig.lr_scales` a learning-rate
+    factor (``"lr_scale"``, by the longest matching name prefix). Without ``lr_scales``: the
+    decayed group, then the rest, each in the model's order."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("model has no trainable parameters")
+    scales = config.lr_scales or {}
+    unused = [k for k in scales if not any(n.startswith(k) for n, _ in named)]
+    if unused:
+        raise InputError(
+            f"TrainerConfig.lr_scales: no trainable parameter's name starts with {unused}"
+        )
+
+    def scale_of(name: str) -> float:
+        hits = [k for k in scales if name.startswith(k)]
+        return scales[max(hits, key=len)] if hits else 1.0
+
+    groups: dict[tuple[bool, float], list] = {}
+    for decay in (True, False):
+        for name, p in named:
+            if (p.ndim >= 2) == decay:
+                groups.setdefault((decay, scale_of(name)), []).append(p)
+    return [
+        {"params": ps, "weight_decay": config.weight_decay if decay else 0.0, "lr_scale": scale}
+        for (decay, scale), ps in groups.items()
+    ]
+
+
 class _Interrupt:
     """First Ctrl-C (SIGINT) or SIGTERM: stop after the current step; second: raise at once.
 
@@ -316,19 +347,8 @@ class Trainer:
         self.n_items = n_items
         self.batches_per_epoch = n_items // config.batch_size  # the last partial batch is dropped
 
-        params = [p for p in model.parameters() if p.requires_grad]
-        if not params:
-            raise ValueError("model has no trainable parameters")
-        # Weight decay on matrices and kernels only, not on biases, norm scales or embeddings'
-        # 1-d vectors (as in nanoGPT / minGPT's configure_optimizers).
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        groups = [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
         optimizer = torch.optim.AdamW(
-            [g for g in groups if g["params"]], lr=config.lr, betas=config.betas
+            parameter_groups(model, config), lr=config.lr, betas=config.betas
         )
         self._train_model, self.optimizer = acc.prepare(model, optimizer)
         self.model: nn.Module = acc.unwrap_model(self._train_model)
@@ -607,7 +627,7 @@ class Trainer:
         cfg, acc = self.config, self.accelerator
         lr = lr_at(self.step, cfg)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         losses: list[torch.Tensor] = []
         extras_sum: dict[str, float] = {}
         for i, batch in enumerate(micro_batches):
