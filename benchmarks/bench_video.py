@@ -118,8 +118,9 @@ def _world():
 
 
 def _options(args, out: Path, **overrides) -> VideoTrainOptions:
-    recipe_keys = {"consistency_weight", "image_fraction"}
-    recipe = VideoRecipe(**{k: v for k, v in overrides.items() if k in recipe_keys})
+    recipe_keys = {"consistency_weight", "image_fraction", "frame_noise_correlation"}
+    given = {k: v for k, v in overrides.items() if k in recipe_keys}
+    recipe = VideoRecipe(**{"frame_noise_correlation": args.frame_noise_correlation, **given})
     rest = {k: v for k, v in overrides.items() if k not in recipe_keys}
     return VideoTrainOptions(
         out_dir=str(out),
@@ -685,6 +686,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     parser.add_argument("--speed-steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--lr", type=float, default=2e-3, help="video learning rate")
+    parser.add_argument(
+        "--frame-noise-correlation",
+        type=float,
+        default=0.0,
+        help="correlation of the noise of a video's frames (Ge et al. 2023; 0: white noise)",
+    )
     parser.add_argument(
         "--loaded-lr-scale",
         type=float,

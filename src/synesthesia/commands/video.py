@@ -45,6 +45,7 @@ RUN_DEFAULTS = {
     "canvas": 32,
     "frames": 8,
     "image_fraction": 0.0,
+    "frame_noise_correlation": 0.0,
     "preset": "small",
     "layout": "factorised",
 }
@@ -117,6 +118,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="share of items that are independent images (joint image-video training; default 0)",
     )
     train.add_argument(
+        "--frame-noise-correlation",
+        type=_fraction,
+        default=None,
+        metavar="RHO",
+        help="correlation of the noise of a video's frames (Ge et al. 2023's mixed noise; "
+        "default 0: white noise)",
+    )
+    train.add_argument(
         "--guidance", type=guidance_float, default=3.0, help="the guidance a generate uses"
     )
     train.set_defaults(func=cmd_train)
@@ -182,6 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         recipe = VideoRecipe(
             consistency_weight=given["consistency_weight"],
             image_fraction=given["image_fraction"],
+            frame_noise_correlation=given["frame_noise_correlation"],
             canvas=given["canvas"],
             frames=given["frames"],
         )

@@ -277,12 +277,21 @@ class TextToImagePipeline(DiffusionPipeline):
             generator=generator,
             batch_size=batch_size,
             eta=eta,
-            clip_x0=None if self.latent else 1.0,
+            clip_x0=self.sample_clip,
             progress=progress,
             guidance_rescale=guidance_rescale,
         )
-        images = self.decode(samples, batch_size) if self.latent else samples
+        images = self.decode(samples, batch_size) if self.latent else self.from_sampled(samples)
         return to_output(images.clamp(-1.0, 1.0), output_type)
+
+    @property
+    def sample_clip(self) -> float | None:
+        """The sampler's clipping of its x0 estimate: [-1, 1] for pixels, none for latents."""
+        return None if self.latent else 1.0
+
+    def from_sampled(self, samples: torch.Tensor) -> torch.Tensor:
+        """Pixels from what the sampler returns (for this pipeline: the same)."""
+        return samples
 
     def decode(self, latents: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
         """Images from scaled latents (the autoencoder's decoder, in batches)."""

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synesthesia.diffusion.frame_noise import FrameCorrelatedDenoiser, mix_frames
 from synesthesia.errors import InputError
 from synesthesia.nets.encoders import TextEncoder, TextEncoderConfig
 from synesthesia.nets.tokenizer import WordTokenizer
@@ -96,6 +97,29 @@ class TextToVideoPipeline(TextToImagePipeline):
     @property
     def latent(self) -> bool:
         return False
+
+    @property
+    def frame_noise_correlation(self) -> float:
+        """The correlation of the frames' noise the model was trained with (0: white noise;
+        :mod:`synesthesia.diffusion.frame_noise`)."""
+        recipe = (self.extra or {}).get("recipe") or {}
+        return float(recipe.get("frame_noise_correlation", 0.0))
+
+    def denoiser(self):
+        """The U-Net as a sampler denoiser; with frame-correlated noise, of ``y = M^-1 x``."""
+        net = super().denoiser()
+        rho = self.frame_noise_correlation
+        return FrameCorrelatedDenoiser(net, rho) if rho > 0 else net
+
+    @property
+    def sample_clip(self) -> float | None:
+        # the sampler works on y = M^-1 x, whose range is not [-1, 1]
+        return None if self.frame_noise_correlation > 0 else 1.0
+
+    def from_sampled(self, samples: torch.Tensor) -> torch.Tensor:
+        """Videos from the sampler's ``y``: ``x = M y`` (the identity for white noise)."""
+        rho = self.frame_noise_correlation
+        return mix_frames(samples, rho) if rho > 0 else samples
 
     @property
     def sample_shape(self) -> tuple[int, int, int, int]:

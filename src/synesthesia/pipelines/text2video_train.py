@@ -49,6 +49,7 @@ from synesthesia.data.moving_digits import (
     MovingDigitsDataset,
 )
 from synesthesia.diffusion import NoiseSchedule, loss_weight, to_x0_eps
+from synesthesia.diffusion.frame_noise import FrameCorrelatedDenoiser, mix_frames
 from synesthesia.errors import InputError, MissingInputError
 from synesthesia.nets.encoders import TextEncoder, TextEncoderConfig
 from synesthesia.nets.text_unet import TextConditionedUNet
@@ -96,9 +97,16 @@ class VideoRecipe:
     canvas: int = 32
     frames: int = 8
     speeds: tuple[int, ...] = (1, 2)
+    # correlation of the noise of a video's frames (Ge et al. 2023's mixed noise; 0: white
+    # noise); independent-image items keep white noise
+    frame_noise_correlation: float = 0.0
 
     def __post_init__(self) -> None:
         self.speeds = tuple(self.speeds)
+        if not 0.0 <= self.frame_noise_correlation < 1.0:
+            raise InputError(
+                f"frame_noise_correlation must lie in [0, 1), got {self.frame_noise_correlation}"
+            )
         for name in ("caption_drop", "speed_drop"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InputError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
@@ -252,6 +260,8 @@ def video_loss_fn(
     )
     base = text_loss_fn(text, schedule, pad_id, cls_id)
 
+    rho = recipe.frame_noise_correlation
+
     def loss_fn(model, batch, generator: torch.Generator):
         videos, caps, independent = batch
         seen: dict[str, torch.Tensor] = {}
@@ -261,7 +271,12 @@ def video_loss_fn(
             seen.update(x_t=x_t, t=t, out=out)
             return out
 
-        loss = base(denoiser, (videos, caps), generator)
+        if rho > 0:  # the white-noise loss on y = M^-1 x (diffusion.frame_noise)
+            per_item = torch.where(independent.bool().cpu(), 0.0, rho)
+            loss = base(FrameCorrelatedDenoiser(denoiser, per_item),
+                        (mix_frames(videos, per_item, inverse=True), caps), generator)  # fmt: skip
+        else:
+            loss = base(denoiser, (videos, caps), generator)
         if recipe.consistency_weight == 0:
             return loss, {}
         t = seen["t"].round().long().cpu()
@@ -289,6 +304,7 @@ RESUME_KEPT = {
     "--canvas": "canvas",
     "--frames": "frames",
     "--image-fraction": "image_fraction",
+    "--frame-noise-correlation": "frame_noise_correlation",
 }
 
 
