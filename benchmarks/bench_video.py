@@ -30,6 +30,9 @@ count means the run was contended and is rerun):
   moved along the asked trajectories (``--image-checkpoint``), of the per-frame image model
   on the 32 x 32 canvas (a video model started from it, untrained), and of a trained video
   checkpoint (``--video-checkpoint``) per asked digit.
+- ``noise``: white noise against frame-correlated noise (``--frame-noise-correlation``; Ge
+  et al. 2023's mixed noise), both started from one image model (as ``ablation``), at equal
+  training wall time, interleaved; each scored as ``target``.
 - ``init``: does starting from the image model pay at equal total wall time? ``scratch``
   (the video model, ``--minutes``) against ``pretrained`` (the image model for
   ``--image-share`` of them, then the video model started from it), interleaved: scratch's
@@ -88,7 +91,7 @@ from synesthesia.training.machine import CpuWallClock, machine_record
 from synesthesia.training.precision import resolve_precision
 from synesthesia.training.timing import time_calls, training_step
 
-STAGES = ("target", "ablation", "conv3d", "layouts", "diagnose", "init")
+STAGES = ("target", "ablation", "conv3d", "layouts", "diagnose", "init", "noise")
 TARGETS = {"frame_accuracy": 0.95, "identity_consistency": 0.95, "motion_agreement": 0.90}
 #: The ablation's contestants: option overrides of the default recipe.
 ABLATION = {
@@ -97,6 +100,8 @@ ABLATION = {
     "no_consistency": {"consistency_weight": 0.0},
 }
 LAYOUTS = {"factorised": {}, "conv3d": {"layout": "conv3d"}}
+#: White noise against frame-correlated noise (Ge et al. 2023), from the same image model.
+NOISE = {"white": {"frame_noise_correlation": 0.0}, "correlated": {}}
 #: Minutes of the target budget spent first on the per-frame image model (0: from scratch).
 DEFAULT_IMAGE_MINUTES = 8.0
 #: Where the temporal layers go, against the per-frame model and Conv3d: step times only.
@@ -364,6 +369,17 @@ def stage_ablation(args) -> dict:
     """The ablation on the target's recipe: every contestant starts from the same image
     model (``--image-minutes`` of each one's ``--minutes``; 0: all from scratch)."""
     return _compare(args, ABLATION, "ablation", image_first=True)
+
+
+def stage_noise(args) -> dict:
+    """White against frame-correlated noise (``--frame-noise-correlation``, which must be
+    above 0), both started from one image model, at equal wall time, interleaved."""
+    if args.frame_noise_correlation <= 0:
+        raise SystemExit("--stage noise needs --frame-noise-correlation above 0")
+    result = _compare(args, NOISE, "noise", image_first=True)
+    result["frame_noise_correlation"] = args.frame_noise_correlation
+    result["loaded_lr_scale"] = args.loaded_lr_scale
+    return result
 
 
 def stage_layouts(args) -> dict:
@@ -739,7 +755,8 @@ def main() -> None:
     parser.add_argument("--img-dir", default="docs/img", help="GIF and frame strip")
     args = parser.parse_args()
     run = {"target": stage_target, "ablation": stage_ablation, "conv3d": stage_conv3d,
-           "layouts": stage_layouts, "diagnose": stage_diagnose, "init": stage_init}  # fmt: skip
+           "layouts": stage_layouts, "diagnose": stage_diagnose, "init": stage_init,
+           "noise": stage_noise}  # fmt: skip
     for stage in STAGES[:4] if args.stage == "all" else (args.stage,):
         result = run[stage](args)
         out = Path(args.out_dir)

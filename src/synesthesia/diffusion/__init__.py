@@ -8,8 +8,11 @@
 - :class:`CountingDenoiser`, :func:`count_nfe`, :func:`steps_for_nfe`: denoiser evaluations
   counted by calling, and the steps that spend a target number of them.
 - :class:`GaussianMixtureOracle`: exact denoisers, the references used by tests and benchmarks.
+- :func:`mix_frames`, :class:`FrameCorrelatedDenoiser`: noise correlated across a video's
+  frames (Ge et al. 2023) as a change of variables that every sampler runs unchanged.
 """
 
+from synesthesia.diffusion.frame_noise import FrameCorrelatedDenoiser, correlated_noise, mix_frames
 from synesthesia.diffusion.guidance import cfg_denoiser
 from synesthesia.diffusion.nfe import CountingDenoiser, count_nfe, steps_for_nfe
 from synesthesia.diffusion.objectives import (
@@ -52,12 +55,14 @@ __all__ = [
     "SCHEDULES",
     "SPACINGS",
     "CountingDenoiser",
+    "FrameCorrelatedDenoiser",
     "GaussianMixtureOracle",
     "NoiseSchedule",
     "PredictionModel",
     "SamplingGrid",
     "cfg_denoiser",
     "convert_prediction",
+    "correlated_noise",
     "count_nfe",
     "ddim_invert",
     "ddim_step",
@@ -66,6 +71,7 @@ __all__ = [
     "gaussian_oracle",
     "loss_weight",
     "make_noise",
+    "mix_frames",
     "rescale_zero_terminal_snr",
     "sample",
     "sample_ddim",
