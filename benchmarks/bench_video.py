@@ -33,6 +33,8 @@ count means the run was contended and is rerun):
 - ``noise``: white noise against frame-correlated noise (``--frame-noise-correlation``; Ge
   et al. 2023's mixed noise), both started from one image model (as ``ablation``), at equal
   training wall time, interleaved; each scored as ``target``.
+- ``start``: where video training starts: the untrained video model (temporal layers zero)
+  of each of ``--start-checkpoints``, with white and with frame-correlated noise; scored.
 - ``init``: does starting from the image model pay at equal total wall time? ``scratch``
   (the video model, ``--minutes``) against ``pretrained`` (the image model for
   ``--image-share`` of them, then the video model started from it), interleaved: scratch's
@@ -91,7 +93,7 @@ from synesthesia.training.machine import CpuWallClock, machine_record
 from synesthesia.training.precision import resolve_precision
 from synesthesia.training.timing import time_calls, training_step
 
-STAGES = ("target", "ablation", "conv3d", "layouts", "diagnose", "init", "noise")
+STAGES = ("target", "ablation", "conv3d", "layouts", "diagnose", "init", "noise", "start")
 TARGETS = {"frame_accuracy": 0.95, "identity_consistency": 0.95, "motion_agreement": 0.90}
 #: The ablation's contestants: option overrides of the default recipe.
 ABLATION = {
@@ -497,6 +499,43 @@ def _scored_by_digit(pipe: TextToVideoPipeline, prompts: list[str], args) -> tup
                    "per_digit": _per_class(preds, labels), "sample_wall_s": c.wall_s}  # fmt: skip
 
 
+def untrained_video(checkpoint: str, args, rho: float) -> TextToVideoPipeline:
+    """The video model started from an image ``checkpoint`` before any video training (the
+    per-frame image model on the canvas, temporal layers zero), sampling with frame noise
+    correlation ``rho``."""
+    from synesthesia.pipelines.text2image import TextToImagePipeline
+    from synesthesia.pipelines.text2video_train import start_model
+
+    image_pipe = TextToImagePipeline.from_pretrained(checkpoint, precision="fp32")
+    opt = _options(args, Path(args.run_dir) / "untrained", init_from=checkpoint)
+    model, tok, _, _, _ = start_model(opt, args.seed)
+    return TextToVideoPipeline(
+        model.eval(),
+        tok,
+        NoiseSchedule.from_config(image_pipe.schedule.to_config()),
+        image_pipe.prediction,
+        image_pipe.guidance_scale,
+        {"recipe": {"frame_noise_correlation": rho}},
+        resolve_precision(args.precision, "cpu"),
+    )
+
+
+def stage_start(args) -> dict:
+    """Where video training starts: the untrained video model of each image checkpoint of
+    ``--start-checkpoints``, scored as ``target`` with white noise and with
+    ``--frame-noise-correlation`` (scoring only: deterministic)."""
+    precision = resolve_precision(args.precision, "cpu")
+    rows = {}
+    with CpuWallClock() as clock:
+        for ckpt in args.start_checkpoints:
+            for rho in sorted({0.0, args.frame_noise_correlation}):
+                scores = score(untrained_video(ckpt, args, rho), args)
+                rows[f"{ckpt} rho={rho:g}"] = {"checkpoint": ckpt, "rho": rho, "scores": scores}
+                print(f"{ckpt} rho={rho:g}: " + ", ".join(
+                    f"{k} {scores[k]:.3f}" for k in TARGETS), flush=True)  # fmt: skip
+    return _finish({"rows": rows, "prompt_stride": args.prompt_stride}, clock, precision)
+
+
 def stage_diagnose(args) -> dict:
     """Is a low per-frame accuracy the model's or the metric's? Scores, through
     ``metrics.video``: real validation videos (clean, and with noise), an image model's
@@ -506,7 +545,6 @@ def stage_diagnose(args) -> dict:
     from synesthesia.metrics.evaluator import predict
     from synesthesia.metrics.video import centre_of_ink
     from synesthesia.pipelines.text2image import TextToImagePipeline
-    from synesthesia.pipelines.text2video_train import start_model
 
     train, val, evaluator, ev_config = _world()
     precision = resolve_precision(args.precision, "cpu")
@@ -563,17 +601,7 @@ def stage_diagnose(args) -> dict:
             }
             # 3. the video model started from it, before any video training: the per-frame
             # image model on the 32 x 32 canvas (temporal layers zero)
-            opt = _options(args, Path(args.run_dir) / "diagnose", init_from=str(ckpt))
-            model, tok, cfg, _, _ = start_model(opt, args.seed)
-            pipe = TextToVideoPipeline(
-                model.eval(),
-                tok,
-                NoiseSchedule.from_config(image_pipe.schedule.to_config()),
-                image_pipe.prediction,
-                image_pipe.guidance_scale,
-                {},
-                precision,
-            )
+            pipe = untrained_video(str(ckpt), args, 0.0)
             result["per_frame_image_model_32"] = _scored_by_digit(pipe, prompts, args)[1]
         # 4. the image model after as many (caption, digit) pairs as the 20-minute video run
         # saw (827 steps x 16 videos): is that count, not the frames, what limits the digit?
@@ -742,6 +770,15 @@ def main() -> None:
         default="runs/bench-video/target/checkpoint",
         help="diagnose: a text2video checkpoint",
     )
+    parser.add_argument(
+        "--start-checkpoints",
+        nargs="+",
+        default=[
+            "runs/bench-video/target-image/checkpoint",
+            "runs/bench-text2image/pixel/checkpoint",
+        ],
+        help="start: image checkpoints whose untrained video models are scored",
+    )
     parser.add_argument("--diagnose-videos", type=int, default=200, help="diagnose: real videos")
     parser.add_argument(
         "--pair-steps",
@@ -756,7 +793,7 @@ def main() -> None:
     args = parser.parse_args()
     run = {"target": stage_target, "ablation": stage_ablation, "conv3d": stage_conv3d,
            "layouts": stage_layouts, "diagnose": stage_diagnose, "init": stage_init,
-           "noise": stage_noise}  # fmt: skip
+           "noise": stage_noise, "start": stage_start}  # fmt: skip
     for stage in STAGES[:4] if args.stage == "all" else (args.stage,):
         result = run[stage](args)
         out = Path(args.out_dir)

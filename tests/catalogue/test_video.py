@@ -94,6 +94,9 @@ CASES = [
     Case("resume-with-init-from", [*RESUME, "--init-from", CKPT],
          "--init-from: a resumed run continues from its own checkpoint"),
     # --init-from: what cannot start a pixel video model
+    Case("loaded-lr-scale-without-init-from", [*TRAIN, "--loaded-lr-scale", "0.25", "--out",
+                                               "{tmp}/r"], "--loaded-lr-scale: "),
+    Case("loaded-lr-scale-zero", [*INIT, CKPT, "--loaded-lr-scale", "0"], "--loaded-lr-scale"),
     Case("init-from-with-preset", [*INIT, CKPT, "--preset", "tiny"],
          "--preset: with --init-from"),
     Case("init-from-nothing", [*INIT, "{tmp}/nothing"], "--init-from: "),

@@ -144,6 +144,30 @@ def test_train_init_from_starts_from_a_checkpoints_u_net_and_text_encoder(run_di
     assert (a[key] - b[key]).abs().max() < 0.1 * b[key].abs().max()
 
 
+def test_loaded_lr_scale_slows_the_loaded_weights_only(run_dir, tmp_path):
+    out = tmp_path / "slow"
+    argv = ["train", "video", "--init-from", str(run_dir / "checkpoint"), "--frames", "3",
+            "--batch-size", "2", "--max-steps", "2", "--loaded-lr-scale", "0.25",
+            "--precision", "fp32", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    train = out / "checkpoint" / "train"
+    state = json.loads((train / "trainer_state.json").read_text())
+    assert state["config"]["lr_scales"] == {"unet.unet.": 0.25, "text_encoder.": 0.25}
+    groups = json.loads((train / "optimizer.json").read_text())["param_groups"]
+    full = {g["lr"] for g in groups if g["lr_scale"] == 1.0}
+    slow = {g["lr"] for g in groups if g["lr_scale"] == 0.25}
+    assert len(full) == len(slow) == 1
+    lr_full, lr_slow = full.pop(), slow.pop()
+    assert lr_full > 0 and lr_slow == pytest.approx(0.25 * lr_full)
+    # the new temporal layers are the full-rate groups' parameters
+    from synesthesia.pipelines.text2video import TextToVideoPipeline
+
+    model = TextToVideoPipeline.from_pretrained(out / "checkpoint").model
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    n_full = sum(len(g["params"]) for g in groups if g["lr_scale"] == 1.0)
+    assert n_full == sum(n.startswith("unet.temporal.") for n in names) > 0
+
+
 @pytest.mark.parametrize("rho", [0.0, 0.7])
 def test_the_network_samples_from_noise_with_the_trained_frame_correlation(run_dir, rho):
     """The sampler runs on y = M^-1 x with white noise; the network must see x_T = M y_T,

@@ -21,6 +21,7 @@ from synesthesia.commands._shared import (
     guidance_float,
     nonnegative_float,
     output_file,
+    positive_float,
     register_kind,
     report_interrupted,
     run_options,
@@ -90,6 +91,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from a trained image model: the spatial U-Net and text encoder of a "
         "text2image (pixel) or text2video checkpoint, zero-initialised temporal layers on top "
         "(step 0 is the image model on every frame)",
+    )
+    train.add_argument(
+        "--loaded-lr-scale",
+        type=positive_float,
+        default=None,
+        metavar="FACTOR",
+        help="with --init-from: the loaded U-Net's and text encoder's learning rate as a "
+        "factor of the new temporal layers' (default 1)",
     )
     train.add_argument(
         "--layout",
@@ -186,6 +195,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CommandError(
             "--init-from: a resumed run continues from its own checkpoint; leave --init-from out"
         )
+    if args.loaded_lr_scale is not None and args.init_from is None:
+        raise CommandError(
+            "--loaded-lr-scale: it sets the learning rate of weights loaded by --init-from; "
+            "give --init-from too (a resumed run keeps its own)"
+        )
     given = run_settings(args, _read_saved, RUN_DEFAULTS)
     try:
         recipe = VideoRecipe(
@@ -208,6 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         temporal=() if given["layout"] == "per-frame" else ("attention", "conv"),
         guidance_scale=args.guidance,
         init_from=None if args.init_from is None else str(args.init_from),
+        loaded_lr_scale=1.0 if args.loaded_lr_scale is None else args.loaded_lr_scale,
     )
     _, result, plan = train_text_to_video(train, options, resume=args.resume)
     if result.interrupted:
