@@ -33,6 +33,9 @@ count means the run was contended and is rerun):
 - ``noise``: white noise against frame-correlated noise (``--frame-noise-correlation``; Ge
   et al. 2023's mixed noise), both started from one image model (as ``ablation``), at equal
   training wall time, interleaved; each scored as ``target``.
+- ``motion``: temporal layers (attention and convolution) at the lowest level only, against
+  temporal convolutions at the finer levels too (``conv_levels``), both started from one
+  image model, at equal wall time, interleaved; each scored as ``target``.
 - ``start``: where video training starts: the untrained video model (temporal layers zero)
   of each of ``--start-checkpoints``, with white and with frame-correlated noise; scored.
 - ``init``: does starting from the image model pay at equal total wall time? ``scratch``
@@ -93,7 +96,9 @@ from synesthesia.training.machine import CpuWallClock, machine_record
 from synesthesia.training.precision import resolve_precision
 from synesthesia.training.timing import time_calls, training_step
 
-STAGES = ("target", "ablation", "conv3d", "layouts", "diagnose", "init", "noise", "start")
+STAGES = (
+    "target", "ablation", "conv3d", "layouts", "diagnose", "init", "noise", "start", "motion"
+)  # fmt: skip
 TARGETS = {"frame_accuracy": 0.95, "identity_consistency": 0.95, "motion_agreement": 0.90}
 #: The ablation's contestants: option overrides of the default recipe.
 ABLATION = {
@@ -104,6 +109,8 @@ ABLATION = {
 LAYOUTS = {"factorised": {}, "conv3d": {"layout": "conv3d"}}
 #: White noise against frame-correlated noise (Ge et al. 2023), from the same image model.
 NOISE = {"white": {"frame_noise_correlation": 0.0}, "correlated": {}}
+#: Temporal attention at the lowest level only, against temporal convolutions at every level.
+CONV_LEVELS = {"lowest": {"conv_levels": ()}, "conv_everywhere": {"conv_levels": (0, 1)}}
 #: Minutes of the target budget spent first on the per-frame image model (0: from scratch).
 DEFAULT_IMAGE_MINUTES = 8.0
 #: Where the temporal layers go, against the per-frame model and Conv3d: step times only.
@@ -111,6 +118,7 @@ LEVEL_VARIANTS = {
     "all_levels": {"temporal_levels": None},
     "levels_1_2": {"temporal_levels": (1, 2)},
     "level_2": {"temporal_levels": (2,)},
+    "level_2_conv_everywhere": {"temporal_levels": (2,), "conv_levels": (0, 1)},
     "per_frame": {"temporal": ()},
     "conv3d": {"layout": "conv3d"},
 }
@@ -137,7 +145,12 @@ def _options(args, out: Path, **overrides) -> VideoTrainOptions:
         precision=args.precision,
         progress=False,
         recipe=recipe,
-        **{"lr": args.lr, "loaded_lr_scale": args.loaded_lr_scale, **rest},
+        **{
+            "lr": args.lr,
+            "loaded_lr_scale": args.loaded_lr_scale,
+            "conv_levels": tuple(args.conv_levels),
+            **rest,
+        },  # fmt: skip
     )
 
 
@@ -382,6 +395,12 @@ def stage_noise(args) -> dict:
     result["frame_noise_correlation"] = args.frame_noise_correlation
     result["loaded_lr_scale"] = args.loaded_lr_scale
     return result
+
+
+def stage_motion(args) -> dict:
+    """Temporal layers at the lowest level only against temporal convolutions at every level
+    too (:data:`CONV_LEVELS`), both started from one image model, at equal wall time."""
+    return _compare(args, CONV_LEVELS, "motion", image_first=True)
 
 
 def stage_layouts(args) -> dict:
@@ -737,6 +756,13 @@ def main() -> None:
         help="correlation of the noise of a video's frames (Ge et al. 2023; 0: white noise)",
     )
     parser.add_argument(
+        "--conv-levels",
+        type=int,
+        nargs="*",
+        default=[],
+        help="levels with a temporal convolution only, besides the temporal layers' (e.g. 0 1)",
+    )
+    parser.add_argument(
         "--loaded-lr-scale",
         type=float,
         default=1.0,
@@ -793,7 +819,7 @@ def main() -> None:
     args = parser.parse_args()
     run = {"target": stage_target, "ablation": stage_ablation, "conv3d": stage_conv3d,
            "layouts": stage_layouts, "diagnose": stage_diagnose, "init": stage_init,
-           "noise": stage_noise, "start": stage_start}  # fmt: skip
+           "noise": stage_noise, "start": stage_start, "motion": stage_motion}  # fmt: skip
     for stage in STAGES[:4] if args.stage == "all" else (args.stage,):
         result = run[stage](args)
         out = Path(args.out_dir)

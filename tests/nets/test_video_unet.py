@@ -204,6 +204,33 @@ def test_per_frame_layout_has_no_temporal_layers_and_levels_select_them():
     assert set(last.temporal) == set(some.temporal)
 
 
+def test_conv_levels_add_convolution_only_layers_at_the_finer_levels():
+    cfg = VideoUNetConfig(_spatial(), frames=5, temporal_levels=(-1,), conv_levels=(0,))
+    net = VideoUNet(cfg)
+    lowest = VideoUNet(VideoUNetConfig(_spatial(), frames=5, temporal_levels=(-1,)))
+    finer = set(net.temporal) - set(lowest.temporal)
+    assert finer and all(name[-3] == "0" for name in finer)  # down0_*, up0_*
+    assert all(net.temporal[n].attn is None and net.temporal[n].conv is not None for n in finer)
+    assert all(net.temporal[n].attn is not None for n in lowest.temporal)
+    # zero-initialised, so the new layers leave the model the image model on every frame
+    image = UNet(cfg.spatial)
+    net.unet.load_state_dict(image.state_dict())
+    x, t = _video(f=5), torch.tensor([3.0, 700.0])
+    want = image(x.transpose(1, 2).reshape(10, 1, 12, 12), t.repeat_interleave(5),
+                 **{k: v.repeat_interleave(5, 0) for k, v in _cond(2).items()})  # fmt: skip
+    got = net(x, t, **_cond(2)).transpose(1, 2).reshape(10, 1, 12, 12)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    # trained (non-zero), a conv-only layer mixes frames: changing frame 0 changes frame 1
+    _unzero(net)
+    y = x.clone()
+    y[:, :, 0] += 1.0
+    assert (net(y, t, **_cond(2))[:, :, 1] - net(x, t, **_cond(2))[:, :, 1]).abs().max() > 1e-4
+    again = VideoUNetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    with pytest.raises(ValueError, match="conv_levels needs"):
+        VideoUNetConfig(_spatial(), temporal=("attention",), conv_levels=(0,))
+
+
 def test_bad_video_input_is_one_clear_error():
     net = VideoUNet(VideoUNetConfig(_spatial(), frames=4))
     t = torch.tensor([1.0])

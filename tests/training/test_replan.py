@@ -138,3 +138,36 @@ def test_a_second_replan_at_half_time_keeps_the_learning_rate_continuous(tmp_pat
     assert rates[-1] < 0.01 * cfg.lr  # annealed at the new end
     state = (tmp_path / "checkpoint" / "train" / "trainer_state.json").read_text()
     assert '"schedule_knot": [\n' in state or '"schedule_knot": [12' in state
+
+
+def test_the_thread_count_the_probe_picks_holds_for_its_run_only(tmp_path, monkeypatch):
+    """A probe that finds one thread faster sets it for the run; the next time-bounded run
+    in the process must start from the caller's count again, not inherit the pick."""
+    from synesthesia.training import budget, timing
+
+    def one_thread_wins(*args, **kwargs):
+        torch.set_num_threads(1)
+        return timing.StepTiming(0.001, 1, 0.01, [0.001])
+
+    monkeypatch.setattr(timing, "measure_train_step", one_thread_wins)
+    seen = []
+    fit = Trainer.fit
+
+    def spy(self, *a, **k):
+        seen.append(torch.get_num_threads())
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for run in ("a", "b"):
+            options = budget.BudgetOptions(out_dir=str(tmp_path / run), minutes=0.05, batch_size=8,
+                                           precision="fp32", progress=False)  # fmt: skip
+            torch.manual_seed(0)
+            budget.fit_budgeted(torch.nn.Linear(4, 1), _loss, _Data(), options, {},
+                                probe_batch=(_Data().x[:8], _Data().y[:8]))  # fmt: skip
+            assert torch.get_num_threads() == 2  # restored on return
+        assert seen == [1, 1]  # each run trained on the count its own probe picked
+    finally:
+        torch.set_num_threads(before)

@@ -59,6 +59,9 @@ class VideoUNetConfig:
     # levels with temporal layers (indices into channel_mults, -1 the lowest resolution; the
     # middle has them when the lowest level does); None: every level
     temporal_levels: tuple[int, ...] | None = None
+    # further levels with a temporal convolution only (no attention): cheap at the fine
+    # resolutions, where a motion of a pixel or two per frame is still visible
+    conv_levels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.spatial, dict):
@@ -66,6 +69,9 @@ class VideoUNetConfig:
         self.temporal = tuple(self.temporal)
         if self.temporal_levels is not None:
             self.temporal_levels = tuple(self.temporal_levels)
+        self.conv_levels = tuple(self.conv_levels)
+        if self.conv_levels and "conv" not in self.temporal:
+            raise ValueError("conv_levels needs temporal convolutions ('conv' in temporal)")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         bad = [k for k in self.temporal if k not in TEMPORAL_KINDS]
@@ -103,12 +109,13 @@ class VideoUNetConfig:
             "layout": self.layout,
             "temporal": list(self.temporal),
             "temporal_levels": None if self.temporal_levels is None else list(self.temporal_levels),
+            "conv_levels": list(self.conv_levels),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> VideoUNetConfig:
         """The inverse of :meth:`to_dict`; unknown keys raise a clear ValueError."""
-        known = {"spatial", "frames", "layout", "temporal", "temporal_levels"}
+        known = {"spatial", "frames", "layout", "temporal", "temporal_levels", "conv_levels"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown VideoUNetConfig keys {unknown}; known: {sorted(known)}")
@@ -252,12 +259,14 @@ class VideoUNet(_VideoNet):
         self.temporal = nn.ModuleDict()
         n = len(cfg.spatial.channel_mults)
         levels = range(n) if cfg.temporal_levels is None else {lv % n for lv in cfg.temporal_levels}
+        conv_only = {lv % n for lv in cfg.conv_levels} - set(levels)
         if cfg.temporal:
             for name, level, block in self.blocks():
-                if level in levels:
+                kinds = cfg.temporal if level in levels else ("conv",) if level in conv_only else ()
+                if kinds:
                     width = block.res.conv2.out_channels
                     self.temporal[name] = TemporalLayer(
-                        width, cfg.frames, cfg.temporal, cfg.spatial.num_heads, cfg.spatial.groups
+                        width, cfg.frames, kinds, cfg.spatial.num_heads, cfg.spatial.groups
                     )
 
     def blocks(self) -> Iterator[tuple[str, int, nn.Module]]:

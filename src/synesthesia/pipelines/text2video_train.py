@@ -146,6 +146,9 @@ class VideoTrainOptions(BudgetOptions):
     # with temporal layers at 8 x 8 only, 1.91x at 16 x 16 and 8 x 8, 3.48x everywhere
     # (bench_video.py --stage layouts, smoke: 1 thread, contended, interleaved rounds)
     temporal_levels: tuple[int, ...] | None = (-1,)
+    # levels with a temporal convolution only, besides temporal_levels (e.g. (0, 1): the
+    # 32 x 32 and 16 x 16 blocks, where a motion of 1-2 pixels a frame is resolved)
+    conv_levels: tuple[int, ...] = ()
     text_encoder: str = "joint"  # "joint", or the folder of a `train clip` checkpoint
     text_dim: int = 64
     text_depth: int = 2
@@ -373,7 +376,10 @@ def build_model_config(
             raise InputError("image_fraction needs the factorised layout (Conv3d mixes frames)")
         return conv3d_config(VideoUNetConfig(spatial, recipe.frames))
     levels = None if options.temporal_levels is None else tuple(options.temporal_levels)
-    return VideoUNetConfig(spatial, recipe.frames, options.layout, tuple(options.temporal), levels)
+    conv = tuple(options.conv_levels) if options.temporal and "conv" in options.temporal else ()
+    return VideoUNetConfig(
+        spatial, recipe.frames, options.layout, tuple(options.temporal), levels, conv
+    )
 
 
 def start_model(

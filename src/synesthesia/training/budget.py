@@ -102,7 +102,32 @@ def fit_budgeted(
     ``started`` (a ``time.perf_counter()`` value) is when the caller's budget began, so data
     preparation counts against it. Returns ``(trainer, result, plan)``: the trainer holds the
     EMA model, ``plan`` says what was measured and decided (JSON-ready).
+
+    The CPU thread count the probe picks holds for this run only: it is restored on return,
+    so the next run in the same process (a benchmark's next contestant) probes afresh.
     """
+    threads = torch.get_num_threads()
+    try:
+        return _fit_budgeted(
+            model, loss_fn, dataset, options, model_config, probe_batch, resume, eval_fn,
+            collate_fn, started,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_budgeted(
+    model: torch.nn.Module,
+    loss_fn: Callable[..., Any],
+    dataset: Any,
+    options: BudgetOptions,
+    model_config: dict,
+    probe_batch: Callable[[], Any] | Any,
+    resume: bool,
+    eval_fn: Callable[..., dict] | None,
+    collate_fn: Callable[[list], Any] | None,
+    started: float | None,
+) -> tuple[Any, TrainResult, dict]:
     from accelerate.utils import send_to_device
 
     from synesthesia.training import Trainer, read_run_state, resolve_precision
