@@ -472,11 +472,9 @@ def train_text_to_video(
         n = min(options.batch_size, len(dataset))
         return torch.utils.data.default_collate([dataset[i] for i in range(n)])
 
-    scales = None
+    scales = None  # a resumption keeps the run's factors: fit_budgeted reads its saved config
     if not resume and options.init_from is not None and options.loaded_lr_scale != 1.0:
         scales = {"unet.unet.": options.loaded_lr_scale, "text_encoder.": options.loaded_lr_scale}
-    elif resume:  # a resumption keeps the run's factors (they are in its trainer state)
-        scales = state["config"].get("lr_scales")
     budget = BudgetOptions.from_options(options, out_dir=str(out_dir), seed=seed,
                                         lr_scales=scales)  # fmt: skip
     trainer, result, plan = fit_budgeted(
