@@ -74,6 +74,7 @@ from synesthesia.data.moving_digits import (
     MovingDigitsConfig,
     MovingDigitsDataset,
     PromptMotion,
+    bounce_trajectory,
     canonical_prompts,
     make_videos,
     parse_prompt,
@@ -97,7 +98,8 @@ from synesthesia.training.precision import resolve_precision
 from synesthesia.training.timing import time_calls, training_step
 
 STAGES = (
-    "target", "ablation", "conv3d", "layouts", "diagnose", "init", "noise", "start", "motion"
+    "target", "ablation", "conv3d", "layouts", "diagnose", "init", "noise", "start", "motion",
+    "canvas", "world", "text_lr", "text",
 )  # fmt: skip
 TARGETS = {"frame_accuracy": 0.95, "identity_consistency": 0.95, "motion_agreement": 0.90}
 #: The ablation's contestants: option overrides of the default recipe.
@@ -133,9 +135,10 @@ def _world():
 
 
 def _options(args, out: Path, **overrides) -> VideoTrainOptions:
-    recipe_keys = {"consistency_weight", "image_fraction", "frame_noise_correlation"}
+    recipe_keys = {"consistency_weight", "image_fraction", "frame_noise_correlation", "canvas"}
     given = {k: v for k, v in overrides.items() if k in recipe_keys}
-    recipe = VideoRecipe(**{"frame_noise_correlation": args.frame_noise_correlation, **given})
+    recipe = VideoRecipe(**{"frame_noise_correlation": args.frame_noise_correlation,
+                            "canvas": args.canvas, **given})  # fmt: skip
     rest = {k: v for k, v in overrides.items() if k not in recipe_keys}
     return VideoTrainOptions(
         out_dir=str(out),
@@ -148,6 +151,7 @@ def _options(args, out: Path, **overrides) -> VideoTrainOptions:
         **{
             "lr": args.lr,
             "loaded_lr_scale": args.loaded_lr_scale,
+            "loaded_text_lr_scale": args.loaded_text_lr_scale,
             "conv_levels": tuple(args.conv_levels),
             **rest,
         },  # fmt: skip
@@ -401,6 +405,85 @@ def stage_motion(args) -> dict:
     """Temporal layers at the lowest level only against temporal convolutions at every level
     too (:data:`CONV_LEVELS`), both started from one image model, at equal wall time."""
     return _compare(args, CONV_LEVELS, "motion", image_first=True)
+
+
+def stage_canvas(args) -> dict:
+    """One contestant per ``--canvases`` side (the digit's 28 x 28 box moves in a room of
+    ``canvas - 28`` pixels), all started from one image model, at equal wall time."""
+    variants = {f"canvas_{c}": {"canvas": c} for c in args.canvases}
+    result = _compare(args, variants, "canvas", image_first=True)
+    result["loaded_lr_scale"] = args.loaded_lr_scale
+    return result
+
+
+def stage_text_lr(args) -> dict:
+    """The loaded text encoder at the full learning rate (it must learn the motion words),
+    the loaded U-Net at ``--loaded-lr-scale``: the control is the motion stage's ``lowest``."""
+    result = _compare(args, {"text_lr_1": {"loaded_text_lr_scale": 1.0}}, "text_lr", True)
+    result["loaded_lr_scale"] = args.loaded_lr_scale
+    return result
+
+
+def _separation(pipe: TextToVideoPipeline) -> dict:
+    """Mean distance between the pooled text embeddings of canonical prompts that differ in
+    one part only: the direction's sign (left/right, up/down), its axis, or the digit."""
+    moves = ("left", "right", "up", "down")
+    prompts = [f"a {d} moving {m}" for d in range(10) for m in moves]
+    with torch.no_grad():
+        pooled = pipe.encode_prompts(prompts)["pooled"].float().reshape(10, 4, -1)
+    sign = torch.cat([pooled[:, 0] - pooled[:, 1], pooled[:, 2] - pooled[:, 3]]).norm(dim=-1)
+    axis = torch.cat([pooled[:, 0] - pooled[:, 2], pooled[:, 1] - pooled[:, 3]]).norm(dim=-1)
+    digit = (pooled[:, None] - pooled[None]).norm(dim=-1)  # (10, 10, 4)
+    off = ~torch.eye(10, dtype=torch.bool)
+    return {
+        "sign": float(sign.mean()), "axis": float(axis.mean()),
+        "digit": float(digit[off].mean()), "norm": float(pooled.norm(dim=-1).mean()),
+    }  # fmt: skip
+
+
+def stage_text(args) -> dict:
+    """How far apart the text encoder of each ``--checkpoints`` video model puts prompts that
+    differ in direction, axis or digit (scoring only)."""
+    with CpuWallClock() as clock:
+        rows = {c: _separation(TextToVideoPipeline.from_pretrained(c)) for c in args.checkpoints}
+    return _finish({"separation": rows}, clock, resolve_precision(args.precision, "cpu"))
+
+
+def _is_shift(track: np.ndarray, others: list[np.ndarray], most: int = 2) -> bool:
+    """Whether ``track`` (F,) with its first 1..``most`` frames cut is the start of one of
+    ``others``: the same moving digit seen a frame or two later."""
+    return any(np.array_equal(track[k:], o[:-k]) for o in others for k in range(1, most + 1))
+
+
+def _world_row(canvas: int) -> dict:
+    world = MovingDigitsConfig(canvas, VideoRecipe.frames, VideoRecipe.speeds)
+    room, frames = world.room, world.frames
+    shifted = reversals = count = 0
+    for speed in world.speeds:
+        ahead = [bounce_trajectory(q, speed, frames, room) for q in range(room + 1)
+                 if 0 <= q + speed <= room]  # fmt: skip
+        for p in range(room + 1):
+            if not 0 <= p - speed <= room:
+                continue
+            track = bounce_trajectory(p, -speed, frames, room)
+            sign = np.sign(np.diff(track))
+            shifted += _is_shift(track, ahead)
+            reversals += int((sign[1:] != sign[:-1]).sum())
+            count += 1
+    return {
+        "canvas": canvas, "room": room, "frames": frames, "speeds": list(world.speeds),
+        "tracks": count, "shift_of_opposite": shifted / count,
+        "reversals_per_video": reversals / count, "pixels_vs_32": canvas**2 / 32**2,
+    }  # fmt: skip
+
+
+def stage_world(args) -> dict:
+    """How much a direction word says on each of ``--canvases`` (no training): for every
+    start and speed of a digit moving toward -1 ("left"), whether its track is a one- or
+    two-frame shift of a track moving toward +1 ("right"), and the reversals it makes."""
+    with CpuWallClock() as clock:
+        rows = {f"canvas_{c}": _world_row(c) for c in args.canvases}
+    return _finish({"worlds": rows}, clock, resolve_precision(args.precision, "cpu"))
 
 
 def stage_layouts(args) -> dict:
@@ -756,6 +839,21 @@ def main() -> None:
         help="correlation of the noise of a video's frames (Ge et al. 2023; 0: white noise)",
     )
     parser.add_argument(
+        "--loaded-text-lr-scale",
+        type=float,
+        default=None,
+        help="the loaded text encoder's factor (default: --loaded-lr-scale)",
+    )
+    parser.add_argument(
+        "--checkpoints", nargs="+", default=[], help="text stage: video checkpoints"
+    )
+    parser.add_argument(
+        "--canvas", type=int, default=VideoRecipe.canvas, help="canvas side of the world"
+    )
+    parser.add_argument(
+        "--canvases", type=int, nargs="+", default=[32, 40], help="canvas stage: the sides"
+    )
+    parser.add_argument(
         "--conv-levels",
         type=int,
         nargs="*",
@@ -819,7 +917,9 @@ def main() -> None:
     args = parser.parse_args()
     run = {"target": stage_target, "ablation": stage_ablation, "conv3d": stage_conv3d,
            "layouts": stage_layouts, "diagnose": stage_diagnose, "init": stage_init,
-           "noise": stage_noise, "start": stage_start, "motion": stage_motion}  # fmt: skip
+           "noise": stage_noise, "start": stage_start, "motion": stage_motion,
+           "canvas": stage_canvas, "world": stage_world,
+           "text_lr": stage_text_lr, "text": stage_text}  # fmt: skip
     for stage in STAGES[:4] if args.stage == "all" else (args.stage,):
         result = run[stage](args)
         out = Path(args.out_dir)

@@ -168,6 +168,25 @@ def test_loaded_lr_scale_slows_the_loaded_weights_only(run_dir, tmp_path):
     assert n_full == sum(n.startswith("unet.temporal.") for n in names) > 0
 
 
+def test_loaded_text_lr_scale_sets_the_text_encoder_apart(run_dir, tmp_path):
+    out = tmp_path / "text"
+    argv = ["train", "video", "--init-from", str(run_dir / "checkpoint"), "--frames", "3",
+            "--batch-size", "2", "--max-steps", "1", "--loaded-lr-scale", "0.25",
+            "--loaded-text-lr-scale", "1", "--precision", "fp32", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    train = out / "checkpoint" / "train"
+    state = json.loads((train / "trainer_state.json").read_text())
+    assert state["config"]["lr_scales"] == {"unet.unet.": 0.25}  # the text encoder at 1
+    groups = json.loads((train / "optimizer.json").read_text())["param_groups"]
+    from synesthesia.pipelines.text2video import TextToVideoPipeline
+
+    model = TextToVideoPipeline.from_pretrained(out / "checkpoint").model
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    n_slow = sum(len(g["params"]) for g in groups if g["lr_scale"] == 0.25)
+    assert n_slow == sum(n.startswith("unet.unet.") for n in names) > 0
+
+
 @pytest.mark.parametrize("rho", [0.0, 0.7])
 def test_the_network_samples_from_noise_with_the_trained_frame_correlation(run_dir, rho):
     """The sampler runs on y = M^-1 x with white noise; the network must see x_T = M y_T,

@@ -101,6 +101,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "factor of the new temporal layers' (default 1)",
     )
     train.add_argument(
+        "--loaded-text-lr-scale",
+        type=positive_float,
+        default=None,
+        metavar="FACTOR",
+        help="with --init-from: the loaded text encoder's factor alone (default: "
+        "--loaded-lr-scale's); it has the motion words to learn",
+    )
+    train.add_argument(
         "--layout",
         choices=("factorised", "conv3d", "per-frame"),
         default=None,
@@ -195,11 +203,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CommandError(
             "--init-from: a resumed run continues from its own checkpoint; leave --init-from out"
         )
-    if args.loaded_lr_scale is not None and args.init_from is None:
-        raise CommandError(
-            "--loaded-lr-scale: it sets the learning rate of weights loaded by --init-from; "
-            "give --init-from too (a resumed run keeps its own)"
-        )
+    for flag in ("loaded_lr_scale", "loaded_text_lr_scale"):
+        if getattr(args, flag) is not None and args.init_from is None:
+            raise CommandError(
+                f"--{flag.replace('_', '-')}: it sets the learning rate of weights loaded by "
+                "--init-from; give --init-from too (a resumed run keeps its own)"
+            )
     given = run_settings(args, _read_saved, RUN_DEFAULTS)
     try:
         recipe = VideoRecipe(
@@ -223,6 +232,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         guidance_scale=args.guidance,
         init_from=None if args.init_from is None else str(args.init_from),
         loaded_lr_scale=1.0 if args.loaded_lr_scale is None else args.loaded_lr_scale,
+        loaded_text_lr_scale=args.loaded_text_lr_scale,
     )
     _, result, plan = train_text_to_video(train, options, resume=args.resume)
     if result.interrupted:

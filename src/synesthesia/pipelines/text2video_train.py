@@ -161,6 +161,9 @@ class VideoTrainOptions(BudgetOptions):
     # with init_from: the learning rate of the loaded weights (spatial U-Net, text encoder)
     # as a factor of the new temporal layers' (TrainerConfig.lr_scales)
     loaded_lr_scale: float = 1.0
+    # the loaded text encoder's factor (None: loaded_lr_scale); it must learn the motion words
+    # the image model's vocabulary lacks, while the U-Net only keeps what it draws
+    loaded_text_lr_scale: float | None = None
 
 
 #: The checkpoint kinds ``init_from`` takes.
@@ -473,8 +476,11 @@ def train_text_to_video(
         return torch.utils.data.default_collate([dataset[i] for i in range(n)])
 
     scales = None  # a resumption keeps the run's factors: fit_budgeted reads its saved config
-    if not resume and options.init_from is not None and options.loaded_lr_scale != 1.0:
-        scales = {"unet.unet.": options.loaded_lr_scale, "text_encoder.": options.loaded_lr_scale}
+    if not resume and options.init_from is not None:
+        text_scale = options.loaded_text_lr_scale
+        text_scale = options.loaded_lr_scale if text_scale is None else text_scale
+        scales = {"unet.unet.": options.loaded_lr_scale, "text_encoder.": text_scale}
+        scales = {k: v for k, v in scales.items() if v != 1.0} or None
     budget = BudgetOptions.from_options(options, out_dir=str(out_dir), seed=seed,
                                         lr_scales=scales)  # fmt: skip
     trainer, result, plan = fit_budgeted(
