@@ -379,6 +379,8 @@ def _compare(args, variants: dict[str, dict], stage: str, image_first: bool = Fa
         }
     result = {"minutes": args.minutes, "video_minutes": minutes, "slices": args.slices,
               "image_pretraining": image, "init_from": init_from,
+              "loaded_lr_scale": args.loaded_lr_scale,
+              "loaded_text_lr_scale": args.loaded_text_lr_scale,
               "pretraining_counted": args.init_from is None, "runs": trained["runs"],
               "speed_clock": trained["speed_clock"], "scores": scores}  # fmt: skip
     return _finish(result, clock, precision)
@@ -397,7 +399,6 @@ def stage_noise(args) -> dict:
         raise SystemExit("--stage noise needs --frame-noise-correlation above 0")
     result = _compare(args, NOISE, "noise", image_first=True)
     result["frame_noise_correlation"] = args.frame_noise_correlation
-    result["loaded_lr_scale"] = args.loaded_lr_scale
     return result
 
 
@@ -411,17 +412,13 @@ def stage_canvas(args) -> dict:
     """One contestant per ``--canvases`` side (the digit's 28 x 28 box moves in a room of
     ``canvas - 28`` pixels), all started from one image model, at equal wall time."""
     variants = {f"canvas_{c}": {"canvas": c} for c in args.canvases}
-    result = _compare(args, variants, "canvas", image_first=True)
-    result["loaded_lr_scale"] = args.loaded_lr_scale
-    return result
+    return _compare(args, variants, "canvas", image_first=True)
 
 
 def stage_text_lr(args) -> dict:
     """The loaded text encoder at the full learning rate (it must learn the motion words),
     the loaded U-Net at ``--loaded-lr-scale``: the control is the motion stage's ``lowest``."""
-    result = _compare(args, {"text_lr_1": {"loaded_text_lr_scale": 1.0}}, "text_lr", True)
-    result["loaded_lr_scale"] = args.loaded_lr_scale
-    return result
+    return _compare(args, {"text_lr_1": {"loaded_text_lr_scale": 1.0}}, "text_lr", True)
 
 
 def _separation(pipe: TextToVideoPipeline) -> dict:
